@@ -1,0 +1,71 @@
+"""Fault models on stored bits: bit flip, Hacene bit masking, stuck-at.
+
+`get(identifier)` resolves None (bit flip), an alias (`"bit_flip"`, `"bit_mask"`, `"stuck_at_0"`,
+`"stuck_at_1"`), a config dict or an instance.
+"""
+
+import keras
+
+from tf_lanmax.faults.base import FaultModel, bit_planes, draw_error_bits
+from tf_lanmax.faults.bit_flip import BitFlip
+from tf_lanmax.faults.bit_mask import BitMask
+from tf_lanmax.faults.stuck_at import StuckAt
+
+ALIASES = {
+    "bit_flip": BitFlip,
+    "bit_mask": BitMask,
+    "stuck_at_0": lambda: StuckAt(0),
+    "stuck_at_1": lambda: StuckAt(1),
+}
+
+__all__ = [
+    "ALIASES",
+    "BitFlip",
+    "BitMask",
+    "FaultModel",
+    "StuckAt",
+    "bit_planes",
+    "deserialize",
+    "draw_error_bits",
+    "get",
+    "serialize",
+]
+
+
+def serialize(fault_model):
+    """Returns the Keras-serialised config of a fault model."""
+    return keras.saving.serialize_keras_object(fault_model)
+
+
+def deserialize(config):
+    """Rebuilds a fault model from `serialize`'s output."""
+    return keras.saving.deserialize_keras_object(config)
+
+
+def get(identifier):
+    """Resolves a fault model.
+
+    Args:
+        identifier: None (bit flip), an alias in `ALIASES`, a dict from `serialize` or a
+            `FaultModel` instance.
+
+    Returns:
+        A `FaultModel`.
+
+    Raises:
+        ValueError: for an unknown alias or type, naming `fault_model` and the allowed values.
+    """
+    if identifier is None:
+        return BitFlip()
+    if isinstance(identifier, FaultModel):
+        return identifier
+    if isinstance(identifier, str) and identifier in ALIASES:
+        return ALIASES[identifier]()
+    if isinstance(identifier, dict):
+        obj = deserialize(identifier)
+        if isinstance(obj, FaultModel):
+            return obj
+    raise ValueError(
+        f"`fault_model` must be one of {sorted(ALIASES)}, a config dict or a FaultModel "
+        f"instance. Received: fault_model={identifier!r}"
+    )

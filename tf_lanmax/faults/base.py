@@ -1,0 +1,129 @@
+"""Base class of fault models: what an unreliable memory does to stored bits at rate p."""
+
+from keras import ops
+from keras import random as krandom
+
+
+def bit_planes(codes, bits):
+    """Splits `int32` codes into their bits: shape ``codes.shape + (bits,)``, bit k at index k."""
+    shifts = ops.arange(bits, dtype="int32")
+    return ops.bitwise_and(ops.right_shift(ops.expand_dims(codes, -1), shifts), 1)
+
+
+def draw_error_bits(shape, bits, rate, seed):
+    """Draws an i.i.d. Bernoulli(`rate`) fault on every stored bit, packed into an `int32` word.
+
+    One uniform draw per stored bit, compared with `rate`; bit k of the returned word is set when
+    bit k of the stored code is faulty. `rate` may be a scalar variable: comparing against it keeps
+    the traced graph independent of its value, so assigning p never retraces.
+
+    Args:
+        shape: shape of the codes tensor.
+        bits: bits per code.
+        rate: per-bit fault probability (scalar tensor or float).
+        seed: a `keras.random.SeedGenerator` (fresh draw per call) or an int / seed tensor.
+
+    Returns:
+        `int32` tensor of `shape`, the error pattern.
+    """
+    shape = tuple(shape)
+    rate = ops.cast(rate, "float32")
+    if bits == 1:
+        return ops.cast(ops.less(krandom.uniform(shape, seed=seed), rate), "int32")
+    hits = ops.cast(ops.less(krandom.uniform(shape + (bits,), seed=seed), rate), "int32")
+    weights = ops.left_shift(ops.ones((bits,), "int32"), ops.arange(bits, dtype="int32"))
+    return ops.sum(hits * weights, axis=-1)
+
+
+class FaultModel:
+    """A fault model on `bits`-bit codes: ``apply(codes, errors, bits) -> (codes', keep)``.
+
+    `keep` is None or a float 0/1 tensor multiplied into the decoded weight: it lets a model zero
+    a value that no code represents (a masked binary weight). Subclasses implement `apply` and
+    `moments`.
+    """
+
+    name = None
+
+    def apply(self, codes, errors, bits):
+        """Applies the error pattern `errors` (bit k set = bit k faulty) to `codes`."""
+        raise NotImplementedError
+
+    def __call__(self, codes, bits, rate, seed):
+        """Draws fresh faults at `rate` and applies them.
+
+        Args:
+            codes: `int32` codes from a `WeightFormat`.
+            bits: bits per code.
+            rate: per-bit fault probability.
+            seed: a `keras.random.SeedGenerator` or seed.
+
+        Returns:
+            `(faulty_codes, keep)`; `keep` is None or a float32 0/1 tensor.
+        """
+        codes = ops.cast(codes, "int32")
+        return self.apply(codes, draw_error_bits(codes.shape, bits, rate, seed), bits)
+
+    def corrupt(self, weight_format, weights, rate, seed):
+        """Float weights -> the faulty stored weights read back (no gradient path)."""
+        codes, keep = self(weight_format.encode(weights), weight_format.bits, rate, seed)
+        values = weight_format.decode(codes, weights)
+        return values if keep is None else values * keep
+
+    def code_moments(self, codes, bits, rate):
+        """Closed-form mean and variance of the faulty code's integer value (ALGORITHMS.md §3)."""
+        raise NotImplementedError
+
+    def binary_moments(self, weights_b, alpha, rate):
+        """Mean and variance of a faulty binary weight ``alpha * (+-1)``."""
+        raise NotImplementedError
+
+    def moments(self, weight_format, weights, rate):
+        """Closed-form per-weight mean and variance of the faulty stored weight.
+
+        Args:
+            weight_format: the `WeightFormat` the weights are stored in.
+            weights: latent float weights.
+            rate: per-bit fault probability.
+
+        Returns:
+            `(mean, variance)` tensors shaped like `weights`, in weight units.
+        """
+        rate = ops.cast(rate, "float32")
+        if weight_format.bits == 1:
+            alpha = weight_format.step(weights)
+            return self.binary_moments(weight_format.quantize(weights), alpha, rate)
+        codes = weight_format.encode(weights)
+        step = weight_format.step(weights)
+        mean, var = self.code_moments(codes, weight_format.bits, rate)
+        return mean * step, var * step * step
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def signed_value(codes, bits):
+    """Two's-complement value of `bits`-bit codes as float32."""
+    sign = ops.right_shift(codes, bits - 1)
+    return ops.cast(codes - ops.left_shift(sign, bits), "float32")
+
+
+def weighted_bit_sum(bit_planes_, bits, low_only):
+    """``sum_k b_k 4**k`` over all bits, or only the bits below the sign (`low_only`)."""
+    n = bits - 1 if low_only else bits
+    powers = ops.convert_to_tensor([4.0**k for k in range(n)], "float32")
+    return ops.sum(ops.cast(bit_planes_[..., :n], "float32") * powers, axis=-1)

@@ -1,0 +1,16 @@
+"""Keras layers whose weights live in unreliable memory, and helpers to find and switch them."""
+
+from tf_lanmax.layers.base import FaultyKernelMixin
+from tf_lanmax.layers.faulty_conv import FaultyConv1D, FaultyConv2D
+from tf_lanmax.layers.faulty_dense import FaultyDense
+from tf_lanmax.layers.switch import faults_disabled, faulty_layers, set_fault_rates
+
+__all__ = [
+    "FaultyConv1D",
+    "FaultyConv2D",
+    "FaultyDense",
+    "FaultyKernelMixin",
+    "faults_disabled",
+    "faulty_layers",
+    "set_fault_rates",
+]
