@@ -1,3 +1,47 @@
-"""tf_lanmax: Keras 3 networks that stay accurate on unreliable, low-energy memory."""
+"""tf_lanmax: Keras 3 networks that stay accurate on unreliable, low-energy memory.
+
+Example:
+>>> import tf_lanmax as tl
+>>> model = tl.models.binary_cnn(fault_rate=1e-3, seed=0)
+>>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+>>> model.fit(tl.data.load("fashion_mnist_subset", "train"), epochs=3)
+>>> tl.summary(model)
+>>> tl.evaluate_under_faults(model, tl.data.load("fashion_mnist_subset", "test"), draws=10)
+"""
 
 __version__ = "0.1.0"
+
+from tf_lanmax import data, energy, evaluation, faults, formats, layers, models, reports
+from tf_lanmax.energy import EnergyModel, memory_energy
+from tf_lanmax.evaluation import evaluate_under_faults
+from tf_lanmax.layers import (
+    FaultyConv1D,
+    FaultyConv2D,
+    FaultyDense,
+    faults_disabled,
+    faulty_layers,
+    set_fault_rates,
+)
+from tf_lanmax.reports import summary
+
+__all__ = [
+    "EnergyModel",
+    "FaultyConv1D",
+    "FaultyConv2D",
+    "FaultyDense",
+    "__version__",
+    "data",
+    "energy",
+    "evaluate_under_faults",
+    "evaluation",
+    "faults",
+    "faults_disabled",
+    "faulty_layers",
+    "formats",
+    "layers",
+    "memory_energy",
+    "models",
+    "reports",
+    "set_fault_rates",
+    "summary",
+]

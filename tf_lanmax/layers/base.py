@@ -1,4 +1,4 @@
-"""Shared machinery of the faulty layers: the `fault_rate` variable, the seed and the faulty kernel."""
+"""Shared machinery of the faulty layers: the `fault_rate` variable, seed and faulty kernel."""
 
 import keras
 from keras import ops
@@ -110,6 +110,8 @@ class FaultyKernelMixin:
 
     def _fault_config(self):
         return {
+            # keras.layers.Dense.get_config drops it; a faulty layer keeps every argument.
+            "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
             "weight_format": formats.serialize(self.weight_format),
             "fault_model": faults.serialize(self.fault_model),
             "fault_rate": self.initial_fault_rate,

@@ -29,8 +29,23 @@ class _FaultyConvMixin(FaultyKernelMixin):
         )
 
     def call(self, inputs, training=None):
-        kernel = self.faulty_kernel(self.kernel)
-        outputs = self.convolution_op(inputs, ops.cast(kernel, inputs.dtype))
+        padding = self.padding
+        if padding == "causal":
+            # Conv1D pads causal inputs in its own `call`, which this class replaces.
+            left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
+            pads = [[0, 0], [left, 0], [0, 0]]
+            if self.data_format != "channels_last":
+                pads = [[0, 0], [0, 0], [left, 0]]
+            inputs, padding = ops.pad(inputs, pads), "valid"
+        kernel = ops.cast(self.faulty_kernel(self.kernel), inputs.dtype)
+        outputs = ops.conv(
+            inputs,
+            kernel,
+            strides=list(self.strides),
+            padding=padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
         if self.use_bias:
             if self.data_format == "channels_last":
                 bias_shape = (1,) * (self.rank + 1) + (self.filters,)
@@ -99,13 +114,3 @@ class FaultyConv1D(_FaultyConvMixin, keras.layers.Conv1D):
     ):
         super().__init__(filters, kernel_size, **kwargs)
         self._init_faulty_conv(weight_format, fault_model, fault_rate, seed, kernel_constraint)
-
-    def call(self, inputs, training=None):
-        if self.padding == "causal":
-            # Conv1D pads causal inputs itself in its own `call`, which this class replaces.
-            left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
-            time_axis = [[0, 0], [left, 0], [0, 0]]
-            if self.data_format != "channels_last":
-                time_axis = [[0, 0], [0, 0], [left, 0]]
-            inputs = ops.pad(inputs, time_axis)
-        return super().call(inputs, training=training)

@@ -2,24 +2,11 @@
 
 import contextlib
 
-import keras
 import numpy as np
 
 from tf_lanmax._validation import check_probability
+from tf_lanmax._walk import iter_layers
 from tf_lanmax.layers.base import FaultyKernelMixin
-
-
-def _children(layer):
-    if isinstance(layer, keras.Model):
-        return list(layer.layers)
-    # Plain layers that hold sublayers as attributes (public API only: no _flatten_layers).
-    found = []
-    for value in vars(layer).values():
-        if isinstance(value, keras.layers.Layer):
-            found.append(value)
-        elif isinstance(value, (list, tuple)):
-            found.extend(v for v in value if isinstance(v, keras.layers.Layer))
-    return found
 
 
 def faulty_layers(model_or_layer):
@@ -34,16 +21,7 @@ def faulty_layers(model_or_layer):
     Example:
     >>> [layer.name for layer in faulty_layers(model)]
     """
-    seen, ordered, stack = set(), [], [model_or_layer]
-    while stack:
-        layer = stack.pop(0)
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        if isinstance(layer, FaultyKernelMixin):
-            ordered.append(layer)
-        stack[0:0] = _children(layer)
-    return ordered
+    return [layer for layer in iter_layers(model_or_layer) if isinstance(layer, FaultyKernelMixin)]
 
 
 def set_fault_rates(model_or_layer, rates):

@@ -1,0 +1,13 @@
+"""Monte-Carlo evaluation under faults, with confidence intervals across draws."""
+
+from tf_lanmax.evaluation.monte_carlo import FaultEvaluation, draw_seed, evaluate_under_faults
+from tf_lanmax.evaluation.statistics import Interval, draws_for_half_width, t_interval
+
+__all__ = [
+    "FaultEvaluation",
+    "Interval",
+    "draw_seed",
+    "draws_for_half_width",
+    "evaluate_under_faults",
+    "t_interval",
+]

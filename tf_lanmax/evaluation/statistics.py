@@ -1,0 +1,73 @@
+"""Confidence intervals across Monte-Carlo draws (float64, Student t)."""
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import stats
+
+from tf_lanmax._validation import check_probability
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """Mean of K draws with its two-sided confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    half_width: float
+    std: float
+    n: int
+    confidence: float
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def t_interval(samples, confidence=0.95):
+    """Student-t interval of the mean of i.i.d. `samples` (n - 1 in the standard deviation).
+
+    ``h = t_((1+c)/2, K-1) s / sqrt(K)``. This measures the spread across fault patterns; it is not
+    the binomial test-set interval (ALGORITHMS.md §9).
+
+    Args:
+        samples: 1-D array of at least 2 finite values.
+        confidence: the coverage in (0, 1). Defaults to `0.95`.
+
+    Returns:
+        An `Interval`.
+    """
+    confidence = check_probability("confidence", confidence, high=1.0 - 1e-12)
+    x = np.asarray(samples, dtype=np.float64).ravel()
+    if x.size < 2:
+        raise ValueError(f"A confidence interval needs at least 2 draws. Received: {x.size}")
+    mean = float(x.mean())
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, x.size - 1) * std / math.sqrt(x.size))
+    return Interval(mean, mean - half, mean + half, half, std, int(x.size), confidence)
+
+
+def draws_for_half_width(std, half_width, confidence=0.95, min_draws=5):
+    """Smallest K with ``t_(K-1) std / sqrt(K) <= half_width`` (t iterated at the new K).
+
+    Args:
+        std: pilot standard deviation across draws.
+        half_width: the target half-width h* > 0.
+        confidence: coverage. Defaults to `0.95`.
+        min_draws: lower bound on K. Defaults to `5`.
+
+    Returns:
+        An int K.
+    """
+    if not half_width > 0:
+        raise ValueError(f"`half_width` must be > 0. Received: half_width={half_width!r}")
+    z = stats.norm.ppf(0.5 + confidence / 2.0)
+    k = max(min_draws, math.ceil((z * std / half_width) ** 2))
+    for _ in range(100):
+        t = stats.t.ppf(0.5 + confidence / 2.0, k - 1)
+        needed = max(min_draws, math.ceil((t * std / half_width) ** 2))
+        if needed <= k:
+            return k
+        k = needed
+    return k
