@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(PY) -m tf_lanmax.demo --run_dir runs/demo
+	$(PY) -m tf_lanmax demo --run_dir runs/demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

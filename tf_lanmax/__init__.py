@@ -11,9 +11,10 @@ Example:
 
 __version__ = "0.1.0"
 
-from tf_lanmax import data, energy, evaluation, faults, formats, layers, models, reports
+from tf_lanmax import data, energy, evaluation, faults, formats, lanmax, layers, models, reports
 from tf_lanmax.energy import EnergyModel, memory_energy
 from tf_lanmax.evaluation import evaluate_under_faults
+from tf_lanmax.lanmax import LaNMax
 from tf_lanmax.layers import (
     FaultyConv1D,
     FaultyConv2D,
@@ -29,6 +30,7 @@ __all__ = [
     "FaultyConv1D",
     "FaultyConv2D",
     "FaultyDense",
+    "LaNMax",
     "__version__",
     "data",
     "energy",
@@ -38,6 +40,7 @@ __all__ = [
     "faults_disabled",
     "faulty_layers",
     "formats",
+    "lanmax",
     "layers",
     "memory_energy",
     "models",

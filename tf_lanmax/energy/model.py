@@ -30,6 +30,9 @@ class EnergyModel:
 
     def __init__(self, a=DEFAULT_A, zero_energy_at_half=False):
         self.a = check_positive("a", a)
+        if self.a <= math.log(2.0):
+            # p0 = exp(-a) must be a usable fault rate, below 0.5.
+            raise ValueError(f"`a` must be > ln 2 (so that p0 = exp(-a) < 0.5). Received: a={a!r}")
         self.zero_energy_at_half = bool(zero_energy_at_half)
 
     @property

@@ -37,7 +37,14 @@ def memory_energy(model, energy_model=None):
             "FaultyConv2D, ...): there is no memory energy to report."
         )
     bits = np.array([layer.stored_bits for layer in layers], dtype=np.float64)
-    rates = np.array([float(layer.fault_rate.numpy()) for layer in layers], dtype=np.float64)
+    # A layer on reliable memory (fault model "none") is read at p0, where eta = 1.
+    rates = np.array(
+        [
+            energy_model.p0 if layer.fault_model.name == "none" else float(layer.fault_rate.numpy())
+            for layer in layers
+        ],
+        dtype=np.float64,
+    )
     etas = np.atleast_1d(energy_model.eta(rates))
     energies = bits * etas
     total = float(energies.sum())

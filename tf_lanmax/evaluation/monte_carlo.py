@@ -6,7 +6,7 @@ import hashlib
 import keras
 import numpy as np
 
-from tf_lanmax._validation import check_int
+from tf_lanmax._validation import check_int, check_probability
 from tf_lanmax.evaluation.statistics import Interval, draws_for_half_width, t_interval
 from tf_lanmax.layers import faulty_layers
 
@@ -108,6 +108,7 @@ def evaluate_under_faults(
     >>> print(result)  # accuracy 0.8512 +- 0.0021 (95% CI over 20 fault draws; ...)
     """
     draws = check_int("draws", draws, low=2)
+    check_probability("confidence", confidence, high=1.0 - 1e-12)
     max_draws = check_int("max_draws", max_draws, low=draws)
     if target_half_width is not None and not target_half_width > 0:
         raise ValueError(

@@ -60,14 +60,15 @@ def draws_for_half_width(std, half_width, confidence=0.95, min_draws=5):
     Returns:
         An int K.
     """
+    confidence = check_probability("confidence", confidence, high=1.0 - 1e-12)
     if not half_width > 0:
         raise ValueError(f"`half_width` must be > 0. Received: half_width={half_width!r}")
+    if not (math.isfinite(std) and std >= 0):
+        raise ValueError(f"`std` must be a finite number >= 0. Received: std={std!r}")
+    # The normal quantile is below every t quantile, so this K is a lower bound; t_(K-1)/sqrt(K)
+    # decreases in K, so the first K that passes going up is the smallest.
     z = stats.norm.ppf(0.5 + confidence / 2.0)
-    k = max(min_draws, math.ceil((z * std / half_width) ** 2))
-    for _ in range(100):
-        t = stats.t.ppf(0.5 + confidence / 2.0, k - 1)
-        needed = max(min_draws, math.ceil((t * std / half_width) ** 2))
-        if needed <= k:
-            return k
-        k = needed
+    k = max(min_draws, 2, math.ceil((z * std / half_width) ** 2))
+    while stats.t.ppf(0.5 + confidence / 2.0, k - 1) * std / math.sqrt(k) > half_width:
+        k += 1
     return k

@@ -1,7 +1,7 @@
 """Fault models on stored bits: bit flip, Hacene bit masking, stuck-at.
 
 `get(identifier)` resolves None (bit flip), an alias (`"bit_flip"`, `"bit_mask"`, `"stuck_at_0"`,
-`"stuck_at_1"`), a config dict or an instance.
+`"stuck_at_1"`, `"none"`), a config dict or an instance.
 """
 
 import keras
@@ -9,6 +9,7 @@ import keras
 from tf_lanmax.faults.base import FaultModel, bit_planes, draw_error_bits
 from tf_lanmax.faults.bit_flip import BitFlip
 from tf_lanmax.faults.bit_mask import BitMask
+from tf_lanmax.faults.no_faults import NoFaults
 from tf_lanmax.faults.stuck_at import StuckAt
 
 ALIASES = {
@@ -16,6 +17,7 @@ ALIASES = {
     "bit_mask": BitMask,
     "stuck_at_0": lambda: StuckAt(0),
     "stuck_at_1": lambda: StuckAt(1),
+    "none": NoFaults,
 }
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "BitFlip",
     "BitMask",
     "FaultModel",
+    "NoFaults",
     "StuckAt",
     "bit_planes",
     "deserialize",
@@ -62,7 +65,13 @@ def get(identifier):
     if isinstance(identifier, str) and identifier in ALIASES:
         return ALIASES[identifier]()
     if isinstance(identifier, dict):
-        obj = deserialize(identifier)
+        try:
+            obj = deserialize(identifier)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"`fault_model` config could not be deserialised ({error}). "
+                f"Received: fault_model={identifier!r}"
+            ) from error
         if isinstance(obj, FaultModel):
             return obj
     raise ValueError(

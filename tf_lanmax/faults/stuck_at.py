@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from tf_lanmax._validation import check_one_of
+from tf_lanmax._validation import check_int
 from tf_lanmax.faults.base import FaultModel, bit_planes, signed_value, weighted_bit_sum
 
 
@@ -24,7 +24,7 @@ class StuckAt(FaultModel):
     """
 
     def __init__(self, value=0):
-        self.value = check_one_of("value", value, (0, 1))
+        self.value = check_int("value", value, low=0, high=1)
 
     @property
     def name(self):

@@ -56,7 +56,13 @@ def get(identifier):
     if isinstance(identifier, str) and identifier in ALIASES:
         return ALIASES[identifier]()
     if isinstance(identifier, dict):
-        obj = deserialize(identifier)
+        try:
+            obj = deserialize(identifier)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"`weight_format` config could not be deserialised ({error}). "
+                f"Received: weight_format={identifier!r}"
+            ) from error
         if isinstance(obj, WeightFormat):
             return obj
     raise ValueError(

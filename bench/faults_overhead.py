@@ -1,0 +1,55 @@
+"""Train-step time of the binary CNN with bit-flip faults at p = 1e-2 over the same network
+without faults (fault model "none": same binary kernels, no draws), measured in one run.
+
+    python bench/faults_overhead.py [--batch_size 128] [--rounds 7] [--steps 40]
+
+Prints both median step times and their ratio (target <= 1.10 on CPU).
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tf_lanmax as tl  # noqa: E402
+
+
+def build(fault_model):
+    keras.utils.set_random_seed(0)
+    model = tl.models.binary_cnn(fault_model=fault_model, fault_rate=1e-2, seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=False)
+    return model
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=40)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    n = args.batch_size * args.steps
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    models = {"faults": build("bit_flip"), "no_faults": build("none")}
+    times = {name: [] for name in models}
+    for model in models.values():  # warm-up: trace and build the optimizer
+        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+    for _ in range(args.rounds):  # alternate so drift in machine load hits both alike
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+            times[name].append((time.perf_counter() - start) / args.steps)
+    faulty, clean = np.median(times["faults"]), np.median(times["no_faults"])
+    print(f"backend: {keras.backend.backend()}, batch {args.batch_size}, {args.rounds} rounds")
+    print(f"step time, bit flips at p=1e-2: {faulty * 1e3:.2f} ms")
+    print(f"step time, no faults (same binary network): {clean * 1e3:.2f} ms")
+    print(f"fault overhead ratio: {faulty / clean:.3f}  (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
