@@ -1,6 +1,7 @@
 """`lanmax demo`: the main job on the bundled real data (the README's `make demo`)."""
 
 import os
+import sys
 import time
 
 import keras
@@ -24,6 +25,8 @@ def train_and_report(run_dir, dataset, epochs, batch_size, fault_rate, draws, se
     Returns:
         The report dict.
     """
+    if verbose is None:  # one line per epoch in logs and CI, live bars in a terminal
+        verbose = 1 if sys.stdout.isatty() else 2
     keras.utils.set_random_seed(seed)
     train = tl.data.load(dataset, "train", batch_size=batch_size, seed=seed)
     test = tl.data.load(dataset, "test", batch_size=512)
@@ -38,7 +41,9 @@ def train_and_report(run_dir, dataset, epochs, batch_size, fault_rate, draws, se
     train_seconds = time.perf_counter() - start
     with tl.faults_disabled(model):
         clean_loss, clean_accuracy = model.evaluate(test, verbose=0)
-    faulty = tl.evaluate_under_faults(model, test, draws=draws, seed=seed, verbose=verbose)
+    faulty = tl.evaluate_under_faults(
+        model, test, draws=draws, seed=seed, verbose=1 if verbose == 1 else 0
+    )
     energy = tl.summary(model)
     report = {
         "dataset": dataset,

@@ -1,0 +1,42 @@
+"""Architecture rules of DESIGN.md: one-way import levels, public Keras API only."""
+
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_import_levels_contract_is_kept():
+    exe = shutil.which("lint-imports", path=str(pathlib.Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("import-linter is not installed (pip install -e .[test])")
+    result = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_private_keras_imports():
+    pattern = re.compile(r"^\s*(from|import)\s+keras\.src\b", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("tf_lanmax", "tests", "bench", "experiments", "tools")
+        for path in (ROOT / folder).rglob("*.py")
+        if pattern.search(path.read_text())
+    ]
+    assert not offenders, offenders
+
+
+def test_backend_specific_imports_stay_in_backend_modules():
+    allowed = ("data/", "export/", "_tensorflow", "_jax", "tensorflow_step", "jax_step", "cli/")
+    pattern = re.compile(r"^\s*(from|import)\s+(tensorflow|jax)\b", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tf_lanmax").rglob("*.py")
+        if pattern.search(path.read_text())
+        and not any(a in str(path.relative_to(ROOT / "tf_lanmax")) for a in allowed)
+    ]
+    assert not offenders, offenders
