@@ -130,13 +130,18 @@ class LaNMax(keras.callbacks.Callback):
                 "tl.FaultyDense / tl.FaultyConv2D (with a fault model other than 'none')."
             )
         self._bits = np.array([layer.stored_bits for layer in self.layers], dtype=np.float64)
-        low, high = self._bounds()
+        self._x = None  # read at the first epoch, after BackupAndRestore's on_train_begin
+
+    def _read_rates(self):
         # Continue from the layers' current p: after BackupAndRestore that is the learned p.
+        low, high = self._bounds()
         current = np.array([float(layer.fault_rate.numpy()) for layer in self.layers])
         self._x = np.clip(np.log(np.maximum(current, 1e-300)), low, high)
         self._assign(self._x)
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self._x is None:
+            self._read_rates()
         self._epoch = epoch
         self._rng = np.random.default_rng(None if self.seed is None else [self.seed, epoch])
         self._points = []
