@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 from tf_lanmax import data, energy, evaluation, faults, formats, lanmax, layers, models, reports
 from tf_lanmax.energy import EnergyModel, memory_energy
-from tf_lanmax.evaluation import evaluate_under_faults
+from tf_lanmax.evaluation import evaluate_under_faults, sensitivity
 from tf_lanmax.lanmax import LaNMax
 from tf_lanmax.layers import (
     FaultyConv1D,
@@ -45,6 +45,7 @@ __all__ = [
     "memory_energy",
     "models",
     "reports",
+    "sensitivity",
     "set_fault_rates",
     "summary",
 ]

@@ -1,6 +1,7 @@
 """Monte-Carlo evaluation under faults, with confidence intervals across draws."""
 
 from tf_lanmax.evaluation.monte_carlo import FaultEvaluation, draw_seed, evaluate_under_faults
+from tf_lanmax.evaluation.sensitivity import sensitivity
 from tf_lanmax.evaluation.statistics import Interval, draws_for_half_width, t_interval
 
 __all__ = [
@@ -9,5 +10,6 @@ __all__ = [
     "draw_seed",
     "draws_for_half_width",
     "evaluate_under_faults",
+    "sensitivity",
     "t_interval",
 ]

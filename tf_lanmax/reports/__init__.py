@@ -1,5 +1,20 @@
-"""Reports: the memory-energy summary table (and, later, plots)."""
+"""Reports: the memory-energy summary table and matplotlib figures."""
 
+from tf_lanmax.reports.plots import (
+    plot_energy_accuracy,
+    plot_rate_trajectories,
+    plot_rates_vs_size,
+    plot_sensitivity,
+    save_figure,
+)
 from tf_lanmax.reports.summary import render_table, summary
 
-__all__ = ["render_table", "summary"]
+__all__ = [
+    "plot_energy_accuracy",
+    "plot_rate_trajectories",
+    "plot_rates_vs_size",
+    "plot_sensitivity",
+    "render_table",
+    "save_figure",
+    "summary",
+]
