@@ -11,9 +11,21 @@ Example:
 
 __version__ = "0.1.0"
 
-from tf_lanmax import data, energy, evaluation, faults, formats, lanmax, layers, models, reports
+from tf_lanmax import (
+    data,
+    energy,
+    evaluation,
+    faults,
+    formats,
+    lanmax,
+    layers,
+    models,
+    noise,
+    reports,
+    sam,
+)
 from tf_lanmax.energy import EnergyModel, memory_energy
-from tf_lanmax.evaluation import evaluate_under_faults, sensitivity
+from tf_lanmax.evaluation import evaluate_under_faults, evaluate_under_noise, sensitivity
 from tf_lanmax.lanmax import LaNMax
 from tf_lanmax.layers import (
     FaultyConv1D,
@@ -24,6 +36,7 @@ from tf_lanmax.layers import (
     set_fault_rates,
 )
 from tf_lanmax.reports import summary
+from tf_lanmax.sam import SharpnessAwareModel
 
 __all__ = [
     "EnergyModel",
@@ -31,10 +44,12 @@ __all__ = [
     "FaultyConv2D",
     "FaultyDense",
     "LaNMax",
+    "SharpnessAwareModel",
     "__version__",
     "data",
     "energy",
     "evaluate_under_faults",
+    "evaluate_under_noise",
     "evaluation",
     "faults",
     "faults_disabled",
@@ -44,7 +59,9 @@ __all__ = [
     "layers",
     "memory_energy",
     "models",
+    "noise",
     "reports",
+    "sam",
     "sensitivity",
     "set_fault_rates",
     "summary",

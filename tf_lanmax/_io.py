@@ -5,6 +5,13 @@ import os
 import tempfile
 
 
+def default_file_mode():
+    """The mode `open()` would give a new file under the current umask (mkstemp gives 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_json_atomic(path, payload):
     """Writes `payload` as indented JSON to `path` atomically and returns the path."""
     path = os.fspath(path)
@@ -15,6 +22,7 @@ def write_json_atomic(path, payload):
         with os.fdopen(fd, "w") as f:
             json.dump(payload, f, indent=2, sort_keys=False, default=_default)
             f.write("\n")
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

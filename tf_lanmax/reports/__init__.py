@@ -2,6 +2,7 @@
 
 from tf_lanmax.reports.plots import (
     plot_energy_accuracy,
+    plot_noise_robustness,
     plot_rate_trajectories,
     plot_rates_vs_size,
     plot_sensitivity,
@@ -11,6 +12,7 @@ from tf_lanmax.reports.summary import render_table, summary
 
 __all__ = [
     "plot_energy_accuracy",
+    "plot_noise_robustness",
     "plot_rate_trajectories",
     "plot_rates_vs_size",
     "plot_sensitivity",

@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tf_lanmax._io import default_file_mode  # noqa: E402
+
 
 def save_figure(figure, path):
     """Saves `figure` as PNG to `path` through a temp file in the same folder, then closes it."""
@@ -20,6 +22,7 @@ def save_figure(figure, path):
     os.close(fd)
     try:
         figure.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         plt.close(figure)
@@ -45,6 +48,8 @@ def plot_sensitivity(result, path):
 
 def plot_rate_trajectories(trajectory, path, title="LaNMax: fault rate per layer"):
     """Learned p per layer over epochs, from `LaNMax.trajectory`."""
+    if not trajectory:
+        raise ValueError("`trajectory` must hold at least one epoch. Received: trajectory=[]")
     epochs = [entry["epoch"] for entry in trajectory]
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in trajectory[0]["rates"]:
@@ -94,4 +99,28 @@ def plot_energy_accuracy(families, path, reference=None, title="Accuracy vs memo
     ax.set_ylabel("test accuracy under faults")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_noise_robustness(results, path, title="Accuracy under conductance noise"):
+    """Accuracy vs sigma with confidence bands, one curve per trained model.
+
+    Args:
+        results: {label: `NoiseEvaluation` or its `to_dict()`}.
+        path: PNG path.
+        title: figure title.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for label, result in results.items():
+        data = result.to_dict() if hasattr(result, "to_dict") else result
+        sigmas = np.array(data["sigmas"])
+        mean = np.array([a["mean"] for a in data["accuracy"]])
+        low = np.array([a["low"] for a in data["accuracy"]])
+        high = np.array([a["high"] for a in data["accuracy"]])
+        ax.plot(sigmas, mean, marker="o", label=label)
+        ax.fill_between(sigmas, low, high, alpha=0.2)
+    ax.set_xlabel("conductance noise sigma (relative)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.legend()
     return save_figure(fig, path)

@@ -1,0 +1,70 @@
+"""(SAMSON step time) / (plain step time) for the same network, measured in one run.
+
+    python bench/sam_overhead.py [--batch_size 128] [--rounds 7] [--steps 40]
+
+A sharpness-aware step costs two forward/backward passes; the target is <= 2.05.
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tf_lanmax as tl  # noqa: E402
+
+
+def network():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(32, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=40)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    n = args.batch_size * args.steps
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    plain = network()
+    plain.compile("adam", "sparse_categorical_crossentropy")
+    samson = tl.SharpnessAwareModel(network(), rule="samson", rho=0.2)
+    samson.compile("adam", "sparse_categorical_crossentropy")
+    models = {"plain": plain, "samson": samson}
+    times = {name: [] for name in models}
+    for model in models.values():  # warm-up: trace and build the optimizer
+        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+    for _ in range(args.rounds):  # alternate so drift in machine load hits both alike
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+            times[name].append((time.perf_counter() - start) / args.steps)
+    s, p = np.median(times["samson"]), np.median(times["plain"])
+    print(f"backend: {keras.backend.backend()}, batch {args.batch_size}, {args.rounds} rounds")
+    print(f"step time, plain: {p * 1e3:.2f} ms; SAMSON: {s * 1e3:.2f} ms")
+    print(f"SAMSON overhead ratio: {s / p:.3f}  (target <= 2.05)")
+
+
+if __name__ == "__main__":
+    main()
