@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	# TF Serving's protos for warm-up requests; --no-deps: it declares full `tensorflow`.
+	$(PY) -m pip install -q --no-deps "tensorflow-serving-api>=2.16"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -6,8 +6,11 @@ from keras import ops
 def straight_through(latent, quantized):
     """Returns `quantized` in the forward pass with the gradient of `latent` in the backward pass.
 
-    ``latent + stop_gradient(quantized - latent)``: one backend-agnostic line, so dL/d latent equals
-    dL/d quantized (BinaryConnect, Courbariaux et al. 2015, arXiv:1511.00363).
+    ``stop_gradient(quantized) + (latent - stop_gradient(latent))``: dL/d latent equals
+    dL/d quantized (BinaryConnect, Courbariaux et al. 2015, arXiv:1511.00363). Written this way
+    rather than ``latent + stop_gradient(quantized - latent)`` because ``x - x`` is exactly 0 in
+    IEEE arithmetic while ``w + (q - w)`` can miss q by an ulp: the forward value is exactly the
+    stored weight.
 
     Args:
         latent: the float tensor that receives the gradient.
@@ -16,4 +19,4 @@ def straight_through(latent, quantized):
     Returns:
         A tensor equal to `quantized` whose gradient flows to `latent` unchanged.
     """
-    return latent + ops.stop_gradient(quantized - latent)
+    return ops.stop_gradient(quantized) + (latent - ops.stop_gradient(latent))

@@ -1,0 +1,14 @@
+"""Export for TF Serving: versioned SavedModels with a deterministic and a faulty signature."""
+
+from tf_lanmax.export.deployment import deployment_model
+from tf_lanmax.export.saved_model import for_serving, load_metadata, models_config
+from tf_lanmax.export.warmup import read_warmup_requests, write_warmup_requests
+
+__all__ = [
+    "deployment_model",
+    "for_serving",
+    "load_metadata",
+    "models_config",
+    "read_warmup_requests",
+    "write_warmup_requests",
+]
