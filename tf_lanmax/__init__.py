@@ -9,8 +9,6 @@ Example:
 >>> tl.evaluate_under_faults(model, tl.data.load("fashion_mnist_subset", "test"), draws=10)
 """
 
-__version__ = "0.1.0"
-
 from tf_lanmax import (
     data,
     energy,
@@ -25,6 +23,7 @@ from tf_lanmax import (
     reports,
     sam,
 )
+from tf_lanmax._version import __version__  # noqa: E402
 from tf_lanmax.energy import EnergyModel, memory_energy
 from tf_lanmax.evaluation import evaluate_under_faults, evaluate_under_noise, sensitivity
 from tf_lanmax.lanmax import LaNMax

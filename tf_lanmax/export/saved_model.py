@@ -104,7 +104,7 @@ def for_serving(
     Example:
     >>> path = tl.export.for_serving(model, "/models/fmnist")   # -> /models/fmnist/1
     """
-    from tf_lanmax import __version__
+    from tf_lanmax._version import __version__
 
     model = getattr(model, "inner", model)
     model_name = model_name or model.name
