@@ -306,3 +306,23 @@ def test_too_few_batches_warn_and_keep_p():
 def test_bad_arguments_raise_value_error(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         tl.LaNMax(**kwargs)
+
+
+def test_tensorboard_receives_the_per_layer_rates_as_scalars(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    x, y = _data()
+    model = _model()
+    log_dir = tmp_path / "tb"
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[tl.LaNMax(alpha=1.0, seed=0), keras.callbacks.TensorBoard(str(log_dir))],
+    )
+    events = EventAccumulator(str(log_dir / "train"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"]) | set(events.Tags().get("tensors", []))
+    assert {"epoch_hidden_p", "epoch_out_eta", "epoch_memory_energy"} <= tags, tags
