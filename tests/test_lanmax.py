@@ -164,6 +164,51 @@ def test_recorded_loss_is_the_batch_loss_not_the_running_mean():
     assert not np.allclose(recorded, running, rtol=1e-3)  # the test tells the two apart
 
 
+class LogsOwnBatchLoss(keras.Sequential):
+    """A model whose train step also logs this batch's own loss (the reference)."""
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss, sample_weight=tf.shape(x)[0])
+        logs = dict(self.compute_metrics(x, y, y_pred, sample_weight))
+        logs["own_loss"] = loss
+        return logs
+
+
+def test_recovered_batch_loss_equals_a_model_logging_its_own_while_training():
+    x, y = _data(n=640)
+    keras.utils.set_random_seed(0)
+    model = LogsOwnBatchLoss(
+        [
+            keras.Input((8,)),
+            tl.FaultyDense(16, fault_rate=0.02, seed=0, activation="relu", name="hidden"),
+            tl.FaultyDense(3, fault_rate=0.02, seed=1, name="out"),
+            keras.layers.Activation("softmax"),
+        ]
+    )
+    model.compile(keras.optimizers.Adam(0.02), "sparse_categorical_crossentropy")
+    own = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            own.append(float(logs["own_loss"]))
+
+    lanmax = tl.LaNMax(alpha=1.0, seed=0)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[lanmax, Record()])
+    recovered = np.array([point[3] for point in lanmax.last_points])
+    np.testing.assert_allclose(recovered, own[: len(recovered)], rtol=2e-5, atol=1e-6)
+    assert np.std(own) > 0.01  # the batches really differ: a running mean would not match
+
+
 def test_custom_train_step_batch_loss_key_is_used_as_is():
     lanmax = tl.LaNMax()
     lanmax._previous_mean = 0.0
@@ -299,6 +344,9 @@ def test_too_few_batches_warn_and_keep_p():
         ({"max_step": -0.1}, "max_step"),
         ({"p_max": 0.7}, "p_max"),
         ({"p_min": 0.3, "p_max": 0.2}, "p_min"),
+        ({"p_min": 0.2, "p_max": 0.2}, "p_min"),
+        ({"p_min": 0.0}, "p_min"),
+        ({"p_min": float("nan")}, "p_min"),
         ({"warmup_epochs": -1}, "warmup_epochs"),
         ({"seed": -5}, "seed"),
     ],

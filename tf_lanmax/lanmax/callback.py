@@ -83,7 +83,11 @@ class LaNMax(keras.callbacks.Callback):
         self.max_step = check_positive("max_step", max_step)
         self.p_max = check_probability("p_max", p_max)
         p_min = self.energy_model.p0 if p_min is None else p_min
-        self.p_min = check_probability("p_min", p_min, high=self.p_max)
+        self.p_min = check_probability("p_min", p_min)
+        if not self.p_min < self.p_max:
+            raise ValueError(
+                f"`p_min` must be < `p_max` = {self.p_max:g}. Received: p_min={p_min!r}"
+            )
         self.warmup_epochs = check_int("warmup_epochs", warmup_epochs, low=0)
         self.time_regressor = bool(time_regressor)
         self.seed = seed if seed is None else check_int("seed", seed, low=0)
