@@ -8,12 +8,12 @@ Prints both median step times and their ratio (target <= 1.10 on CPU).
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import median_fit_times  # noqa: E402  (bench/ is on sys.path)
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -35,16 +35,9 @@ def main():
     n = args.batch_size * args.steps
     x = rng.random((n, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, n)
-    models = {"faults": build("bit_flip"), "no_faults": build("none")}
-    times = {name: [] for name in models}
-    for model in models.values():  # warm-up: trace and build the optimizer
-        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-    for _ in range(args.rounds):  # alternate so drift in machine load hits both alike
-        for name, model in models.items():
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-            times[name].append((time.perf_counter() - start) / args.steps)
-    faulty, clean = np.median(times["faults"]), np.median(times["no_faults"])
+    runs = {"faults": (build("bit_flip"), []), "no_faults": (build("none"), [])}
+    epoch = median_fit_times(runs, x, y, args.batch_size, args.rounds)
+    faulty, clean = epoch["faults"] / args.steps, epoch["no_faults"] / args.steps
     print(f"backend: {keras.backend.backend()}, batch {args.batch_size}, {args.rounds} rounds")
     print(f"step time, bit flips at p=1e-2: {faulty * 1e3:.2f} ms")
     print(f"step time, no faults (same binary network): {clean * 1e3:.2f} ms")

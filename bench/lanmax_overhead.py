@@ -8,12 +8,12 @@ restores the rates; per epoch it solves one small least-squares problem. Target 
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import median_fit_times  # noqa: E402  (bench/ is on sys.path)
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -41,15 +41,8 @@ def main():
         "lanmax": (with_lanmax, [lanmax]),
         "plain": (without, []),
     }
-    times = {name: [] for name in runs}
-    for model, callbacks in runs.values():  # warm-up: trace and build the optimizer
-        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0, callbacks=callbacks)
-    for _ in range(args.rounds):  # alternate so drift in machine load hits both alike
-        for name, (model, callbacks) in runs.items():
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0, callbacks=callbacks)
-            times[name].append(time.perf_counter() - start)
-    a, b = np.median(times["lanmax"]), np.median(times["plain"])
+    epoch = median_fit_times(runs, x, y, args.batch_size, args.rounds)
+    a, b = epoch["lanmax"], epoch["plain"]
     print(f"backend: {keras.backend.backend()}, {args.steps} steps of {args.batch_size}")
     print(f"epoch time with LaNMax: {a:.3f} s; without: {b:.3f} s")
     print(f"LaNMax overhead ratio: {a / b:.3f}  (target <= 1.03)")

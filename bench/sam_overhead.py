@@ -7,12 +7,12 @@ A sharpness-aware step costs two forward/backward passes; the target is <= 2.05.
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import median_fit_times  # noqa: E402  (bench/ is on sys.path)
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -51,16 +51,10 @@ def main():
     plain.compile("adam", "sparse_categorical_crossentropy")
     samson = tl.SharpnessAwareModel(network(), rule="samson", rho=0.2)
     samson.compile("adam", "sparse_categorical_crossentropy")
-    models = {"plain": plain, "samson": samson}
-    times = {name: [] for name in models}
-    for model in models.values():  # warm-up: trace and build the optimizer
-        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-    for _ in range(args.rounds):  # alternate so drift in machine load hits both alike
-        for name, model in models.items():
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-            times[name].append((time.perf_counter() - start) / args.steps)
-    s, p = np.median(times["samson"]), np.median(times["plain"])
+    epoch = median_fit_times(
+        {"plain": (plain, []), "samson": (samson, [])}, x, y, args.batch_size, args.rounds
+    )
+    s, p = epoch["samson"] / args.steps, epoch["plain"] / args.steps
     print(f"backend: {keras.backend.backend()}, batch {args.batch_size}, {args.rounds} rounds")
     print(f"step time, plain: {p * 1e3:.2f} ms; SAMSON: {s * 1e3:.2f} ms")
     print(f"SAMSON overhead ratio: {s / p:.3f}  (target <= 2.05)")

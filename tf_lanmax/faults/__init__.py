@@ -6,6 +6,7 @@
 
 import keras
 
+from tf_lanmax._registry import resolve
 from tf_lanmax.faults.base import FaultModel, bit_planes, draw_error_bits
 from tf_lanmax.faults.bit_flip import BitFlip
 from tf_lanmax.faults.bit_mask import BitMask
@@ -58,23 +59,6 @@ def get(identifier):
     Raises:
         ValueError: for an unknown alias or type, naming `fault_model` and the allowed values.
     """
-    if identifier is None:
-        return BitFlip()
-    if isinstance(identifier, FaultModel):
-        return identifier
-    if isinstance(identifier, str) and identifier in ALIASES:
-        return ALIASES[identifier]()
-    if isinstance(identifier, dict):
-        try:
-            obj = deserialize(identifier)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"`fault_model` config could not be deserialised ({error}). "
-                f"Received: fault_model={identifier!r}"
-            ) from error
-        if isinstance(obj, FaultModel):
-            return obj
-    raise ValueError(
-        f"`fault_model` must be one of {sorted(ALIASES)}, a config dict or a FaultModel "
-        f"instance. Received: fault_model={identifier!r}"
+    return resolve(
+        identifier, argument="fault_model", base=FaultModel, aliases=ALIASES, default=BitFlip
     )

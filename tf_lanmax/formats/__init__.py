@@ -6,6 +6,7 @@ instance, as `keras.activations.get` does.
 
 import keras
 
+from tf_lanmax._registry import resolve
 from tf_lanmax.formats.base import LatentClip, WeightFormat
 from tf_lanmax.formats.binary import Binary
 from tf_lanmax.formats.fixed_point import FixedPoint
@@ -49,23 +50,6 @@ def get(identifier):
     Raises:
         ValueError: for an unknown alias or type, naming `weight_format` and the allowed values.
     """
-    if identifier is None:
-        return Binary()
-    if isinstance(identifier, WeightFormat):
-        return identifier
-    if isinstance(identifier, str) and identifier in ALIASES:
-        return ALIASES[identifier]()
-    if isinstance(identifier, dict):
-        try:
-            obj = deserialize(identifier)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"`weight_format` config could not be deserialised ({error}). "
-                f"Received: weight_format={identifier!r}"
-            ) from error
-        if isinstance(obj, WeightFormat):
-            return obj
-    raise ValueError(
-        f"`weight_format` must be one of {sorted(ALIASES)}, a config dict or a WeightFormat "
-        f"instance. Received: weight_format={identifier!r}"
+    return resolve(
+        identifier, argument="weight_format", base=WeightFormat, aliases=ALIASES, default=Binary
     )
