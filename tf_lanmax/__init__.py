@@ -22,6 +22,7 @@ from tf_lanmax import (
     noise,
     reports,
     sam,
+    tuning,
 )
 from tf_lanmax._version import __version__  # noqa: E402
 from tf_lanmax.energy import EnergyModel, memory_energy
@@ -66,4 +67,5 @@ __all__ = [
     "sensitivity",
     "set_fault_rates",
     "summary",
+    "tuning",
 ]
