@@ -48,6 +48,9 @@ def binary_cnn(
 
     def faults(i):
         return {
+            # Stable names (not Keras' global counters) so reports and logs read the same
+            # across runs: conv1, conv2, dense1, dense2.
+            "name": ("conv1", "conv2", "dense1", "dense2")[i],
             "weight_format": weight_format,
             "fault_model": fault_model,
             "fault_rate": fault_rate,
