@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(PY) -m tf_lanmax demo --run_dir runs/demo
+	$(PY) -m tf_lanmax demo --run_dir runs/demo --draws 20
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -31,6 +31,24 @@ def write_json_atomic(path, payload):
     return path
 
 
+def write_text_atomic(path, text):
+    """Writes `text` to `path` atomically (temp file in the same folder, then `os.replace`)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
 def _default(obj):
     if hasattr(obj, "tolist"):
         return obj.tolist()

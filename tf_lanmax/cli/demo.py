@@ -15,16 +15,9 @@ from absl import flags
 
 import tf_lanmax as tl
 from tf_lanmax._io import write_json_atomic
+from tf_lanmax.cli import flags_common
 
-flags.DEFINE_string("run_dir", "runs/demo", "Folder for report.json and the trained model.")
-flags.DEFINE_string("dataset", "fashion_mnist_subset", "Dataset name for tf_lanmax.data.load.")
-flags.DEFINE_integer("epochs", 8, "Training epochs of the fixed-p run.")
-flags.DEFINE_integer("batch_size", 128, "Batch size.")
-flags.DEFINE_float("fault_rate", 1e-3, "Bit-flip rate p of every faulty layer (train and test).")
-flags.DEFINE_integer("draws", 20, "Monte-Carlo fault draws for the accuracy interval.")
-flags.DEFINE_integer("seed", 0, "Seed of weights, data order and fault draws.")
-flags.DEFINE_float("alpha", 1.0, "LaNMax energy weight of the second run (0 skips it).")
-flags.DEFINE_integer("lanmax_epochs", 6, "Training epochs of the LaNMax run.")
+flags.DEFINE_integer("lanmax_epochs", 6, "Training epochs of the demo's LaNMax run.")
 
 
 def _compiled_cnn(train, epochs, fault_rate, seed):
@@ -123,10 +116,17 @@ def train_and_report(
     return report
 
 
+def validate(flag_values):
+    flags_common.check_common(
+        flag_values, ["dataset", "epochs", "batch_size", "fault_rate", "draws", "seed", "alpha"]
+    )
+    flags_common.check_int_flag("lanmax_epochs", flag_values.lanmax_epochs, low=1)
+
+
 def run(flag_values, args):
     del args
     train_and_report(
-        flag_values.run_dir,
+        flags_common.run_dir(flag_values, "demo"),
         flag_values.dataset,
         flag_values.epochs,
         flag_values.batch_size,

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_lanmax._io import write_json_atomic
+from tf_lanmax._io import write_json_atomic, write_text_atomic
 from tf_lanmax._validation import check_int
 from tf_lanmax.energy import EnergyModel, memory_energy
 from tf_lanmax.export.deployment import deployment_model
@@ -34,12 +34,28 @@ def _outputs(y):
     return {"outputs": y}
 
 
-def _single_input_shape(model):
-    inputs = model.inputs if hasattr(model, "inputs") and model.inputs else None
-    if inputs is None or len(inputs) != 1:
+def _single_input_shape(model, input_shape):
+    if input_shape is not None:
+        shape = tuple(input_shape)
+        if not shape or any(d is not None and (not isinstance(d, int) or d < 1) for d in shape):
+            raise ValueError(
+                "`input_shape` must be the shape of one example, e.g. (28, 28, 1). "
+                f"Received: input_shape={input_shape!r}"
+            )
+        return (None, *shape)
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
         raise ValueError(
-            "for_serving exports models with exactly one image input. Received a model with "
-            f"{0 if inputs is None else len(inputs)} inputs"
+            "for_serving cannot read the input shape of this (subclassed) model: pass "
+            "`input_shape`, e.g. input_shape=(28, 28, 1). Received: input_shape=None"
+        )
+    if len(inputs) != 1:
+        raise ValueError(
+            f"for_serving exports models with exactly one image input. Received a model with "
+            f"{len(inputs)} inputs"
         )
     return tuple(inputs[0].shape)
 
@@ -65,6 +81,7 @@ def for_serving(
     model_name=None,
     warmup_examples=None,
     energy_model=None,
+    input_shape=None,
     verbose=False,
 ):
     """Exports `model` as `<base_path>/<version>/`, a SavedModel TF Serving loads.
@@ -93,6 +110,8 @@ def for_serving(
         warmup_examples: float32 array of inputs for the warm-up requests (one request per row,
             at most 8). Defaults to `None` (zeros of the input shape).
         energy_model: a `tl.EnergyModel` for the metadata. Defaults to `EnergyModel()`.
+        input_shape: shape of one example, needed only for subclassed models that do not
+            expose `model.inputs`. Defaults to `None`.
         verbose: print the exported variables. Defaults to `False`.
 
     Returns:
@@ -120,7 +139,7 @@ def for_serving(
             f"`version` {version} already exists in {base_path}: versions are never "
             f"overwritten. Received: version={version}"
         )
-    shape = _single_input_shape(model)
+    shape = _single_input_shape(model, input_shape)
     layers = faulty_layers(model)
     clean = deployment_model(model)
 
@@ -201,10 +220,9 @@ def for_serving(
         os.replace(export_dir, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    config_path = os.path.join(base_path, "models.config")
-    with tempfile.NamedTemporaryFile("w", dir=base_path, delete=False, suffix=".tmp") as f:
-        f.write(models_config(model_name, base_path))
-    os.replace(f.name, config_path)
+    write_text_atomic(
+        os.path.join(base_path, "models.config"), models_config(model_name, base_path)
+    )
     return final
 
 
