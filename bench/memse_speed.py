@@ -1,0 +1,109 @@
+"""MemSE speed, measured in one run on the acceptance CNN (real Fashion-MNIST, 1 quick epoch).
+
+Prints, for the MemSE modes `diagonal` and `jacobian`:
+
+- (MemSE pass) / (clean forward pass) on the same batch, target <= 4: eager calls, and both
+  wrapped in `tf.function` (TensorFlow backend);
+- (time for Monte-Carlo to reach a +-5% 95% CI on the MSE) / (MemSE time), target >= 50. The MC
+  runs with sequential stopping (`rel_half_width=0.05`), draws vectorised in chunks.
+
+    python bench/memse_speed.py [--samples 128] [--rounds 7] [--sigma 0.02] [--gmax 0.5]
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+
+import tf_lanmax as tl  # noqa: E402
+from tf_lanmax import memse  # noqa: E402
+
+
+def acceptance_cnn():
+    keras.utils.set_random_seed(0)
+
+    def conv_bn(x, filters):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        return layers.BatchNormalization(momentum=0.9)(x)
+
+    inp = keras.Input((28, 28, 1))
+    h = layers.MaxPooling2D()(layers.ReLU()(conv_bn(inp, 16)))
+    r = conv_bn(layers.ReLU()(conv_bn(h, 16)), 16)
+    h = layers.MaxPooling2D()(layers.ReLU()(layers.Add()([h, r])))
+    h = layers.MaxPooling2D()(layers.ReLU()(conv_bn(h, 32)))
+    return keras.Model(inp, layers.Dense(10)(layers.Flatten()(h)))
+
+
+def median_times(functions, rounds):
+    for f in functions.values():  # warm-up (traces, caches)
+        f()
+    times = {name: [] for name in functions}
+    for _ in range(rounds):  # interleaved, so load drift hits every function alike
+        for name, f in functions.items():
+            start = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--sigma", type=float, default=0.02)
+    parser.add_argument("--gmax", type=float, default=0.5)
+    parser.add_argument("--levels", type=int, default=128)
+    args = parser.parse_args()
+    (x_train, y_train), (x_test, _) = (
+        tl.data.load_numpy("fashion_mnist_subset", "train", take=4096),
+        tl.data.load_numpy("fashion_mnist_subset", "test", take=args.samples),
+    )
+    model = acceptance_cnn()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x_train, y_train, epochs=1, batch_size=128, verbose=0)
+    x = keras.ops.convert_to_tensor(x_test)
+    cb = memse.Crossbar(sigma=args.sigma, levels=args.levels, gmax=args.gmax)
+    mirrors = {mode: memse.MemSE(model, cb, cov_mode=mode) for mode in ("diagonal", "jacobian")}
+
+    eager = {"clean forward": lambda: model(x, training=False)}
+    eager.update({f"MemSE {m}": (lambda m=m: mirrors[m](x)) for m in mirrors})
+    eager_t = median_times(eager, args.rounds)
+    compiled_t = {}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        compiled = {"clean forward": tf.function(lambda: model(x, training=False))}
+        compiled.update({f"MemSE {m}": tf.function(lambda m=m: mirrors[m](x)) for m in mirrors})
+        compiled_t = median_times(compiled, args.rounds)
+
+    print(f"backend {keras.backend.backend()}, batch {args.samples}, {args.rounds} rounds, "
+          f"sigma={args.sigma} Gmax={args.gmax} levels={args.levels}")  # fmt: skip
+    for label, table in (("eager", eager_t), ("tf.function", compiled_t)):
+        for name, seconds in table.items():
+            print(f"  {label:11s} {name:16s} {seconds * 1e3:9.1f} ms")
+    for mode in mirrors:
+        for label, table in (("eager", eager_t), ("tf.function", compiled_t)):
+            if table:
+                ratio = table[f"MemSE {mode}"] / table["clean forward"]
+                print(f"(MemSE {mode} pass) / (clean forward), {label}: {ratio:.2f}  (target <= 4)")
+
+    start = time.perf_counter()
+    mc = memse.monte_carlo(model, cb, x_test, draws=50_000, rel_half_width=0.05, seed=0)
+    mc_seconds = time.perf_counter() - start
+    print(f"Monte-Carlo to +-5% (95% CI): {mc.draws} draws, {mc_seconds:.1f} s "
+          f"({mc_seconds / mc.draws * 1e3:.1f} ms per draw), {mc}")  # fmt: skip
+    for mode, mirror in mirrors.items():
+        predicted = float(keras.ops.mean(mirror.mse(x)))
+        ratio = mc_seconds / eager_t[f"MemSE {mode}"]
+        error = predicted / mc.mse - 1
+        print(f"(MC time to +-5%) / (MemSE {mode} time, eager): {ratio:.1f}  (target >= 50); "
+              f"predicted MSE {predicted:.4g} vs MC {mc.mse:.4g} ({error:+.1%})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

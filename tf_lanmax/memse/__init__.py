@@ -1,0 +1,44 @@
+"""MemSE: analytic MSE of networks mapped onto noisy memristor crossbars or faulty memory.
+
+A `MemSE` mirror walks a Sequential or Functional Keras model and propagates the mean and
+variance of every activation through the network mapped onto a `Crossbar` (differential pairs,
+N conductance levels, programming noise sigma, per-layer Gmax); faulty layers of
+`tf_lanmax.layers` use the closed-form moments of their digital faults instead. `monte_carlo`
+samples the very same noise model; `optimize_gmax` spends a power budget across layers;
+`MemSEPenaltyModel` trains a network against its predicted MSE (ALGORITHMS.md §6-§8).
+
+Example:
+>>> cb = Crossbar(sigma=0.01, levels=128, gmax=1.0)
+>>> mirror = MemSE(model, cb, cov_mode="jacobian")   # "diagonal" is cheaper, blind to sharing
+>>> mean, var = mirror(x)                            # logits: per-sample mean and variance
+>>> mirror.summary(x)["mse"]                         # predicted MSE vs the clean logits
+>>> monte_carlo(model, cb, x, draws=1000).ci         # sampled reference, 95% CI
+
+Reference: Kern et al., "MemSE: Fast MSE Prediction for Noisy Memristor-Based DNN
+Accelerators", arXiv:2205.01707.
+"""
+
+from tf_lanmax.memse.crossbar import Crossbar
+from tf_lanmax.memse.digital import faulty_copy
+from tf_lanmax.memse.graph import register_mirror, supported_layers
+from tf_lanmax.memse.mirror import MemSE
+from tf_lanmax.memse.mirror_layers import MirrorRule, Moments
+from tf_lanmax.memse.monte_carlo import MonteCarloResult, monte_carlo
+from tf_lanmax.memse.optimize import GmaxResult, mse_power_curve, optimize_gmax
+from tf_lanmax.memse.penalty import MemSEPenaltyModel
+
+__all__ = [
+    "Crossbar",
+    "GmaxResult",
+    "MemSE",
+    "MemSEPenaltyModel",
+    "MirrorRule",
+    "Moments",
+    "MonteCarloResult",
+    "monte_carlo",
+    "mse_power_curve",
+    "optimize_gmax",
+    "faulty_copy",
+    "register_mirror",
+    "supported_layers",
+]

@@ -1,0 +1,247 @@
+"""Reverse-mode rules of the `"jacobian"` covariance mode of MemSE, in `keras.ops` only.
+
+To first order, the output error of a network with noisy weights is
+``e = sum_l J_l (N_l * mu_l)``: every layer's weight noise ``N_l`` acting on that layer's mean
+input, carried to the outputs by the Jacobian ``J_l`` of the rest of the network. Weight noises
+of different entries are independent, so
+
+    Cov[e_o, e_q] = sum_l sum_w S^2_w  G_(l,o,w) G_(l,q,w),   G_(l,o,w) = d z_o / d w,
+
+which keeps every correlation the diagonal rules drop: one kernel entry's noise shared by all
+positions of a convolution (weight sharing), branches that meet again in an Add, pooling over
+correlated neighbours. The per-sample weight gradients come from one reverse pass with a
+cotangent per output (``O x B`` rows), through the network linearised at the mean state, ReLU
+slopes being their expected values ``Phi(mu / s)`` (statistical linearisation, Price's theorem).
+The second-order term of the weight noise on the noisy part of the input,
+``sum_w S^2_w E[x^2 - mu^2] (dz/dy)^2``, is added on the diagonal of positions.
+
+All functions are pure; cotangents are ``(O * B, ...)`` with the output index outermost.
+"""
+
+import numpy as np
+from keras import ops
+
+from tf_lanmax.memse import moments as rules
+
+
+def per_output(g, num_outputs):
+    """``(O * B, ...)`` -> ``(O, B, ...)``."""
+    return ops.reshape(g, (num_outputs, -1) + tuple(g.shape[1:]))
+
+
+def flat_outputs(g):
+    """``(O, B, ...)`` -> ``(O * B, ...)``."""
+    return ops.reshape(g, (-1,) + tuple(g.shape[2:]))
+
+
+def _zero_insert(x, strides):
+    """Spreads entries ``s`` apart along each spatial axis (``(n - 1) s + 1`` long)."""
+    for axis, s in enumerate(strides, start=1):
+        if s == 1:
+            continue
+        n = x.shape[axis]
+        zeros = ops.zeros_like(x)
+        x = ops.stack([x] + [zeros] * (s - 1), axis=axis + 1)
+        shape = tuple(x.shape[:axis]) + (n * s,) + tuple(x.shape[axis + 2 :])
+        x = ops.reshape(x, shape)
+        index = [slice(None)] * len(x.shape)
+        index[axis] = slice(0, (n - 1) * s + 1)
+        x = x[tuple(index)]
+    return x
+
+
+def window_scatter(cotangents, spatial, window, strides, padding, dilation=None):
+    """Adjoint of `moments.pool_windows`: adds every window entry back where it was read.
+
+    Args:
+        cotangents: one ``(N, *out_spatial, C)`` tensor per window entry (row-major order).
+        spatial: the input's spatial shape.
+        window, strides: tuples per spatial axis.
+        padding: `"valid"` or `"same"`.
+        dilation: tuple per axis, or None for 1.
+
+    Returns:
+        ``(N, *spatial, C)``.
+    """
+    dilation = dilation or (1,) * len(window)
+    geometry = [
+        rules._pool_geometry(n, (k - 1) * d + 1, s, padding)
+        for n, k, s, d in zip(spatial, window, strides, dilation, strict=True)
+    ]
+    total = None
+    for cot, offsets in zip(cotangents, np.ndindex(*window), strict=True):
+        spread = _zero_insert(cot, strides)
+        pads = [[0, 0]]
+        for axis, ((_, before, after), n, off, d) in enumerate(
+            zip(geometry, spatial, offsets, dilation, strict=True), start=1
+        ):
+            start = off * d
+            pads.append([start, n + before + after - start - spread.shape[axis]])
+        pads.append([0, 0])
+        placed = ops.pad(spread, pads)
+        total = placed if total is None else total + placed
+    index = [slice(None)]
+    for (_, before, _), n in zip(geometry, spatial, strict=True):
+        index.append(slice(before, before + n))
+    index.append(slice(None))
+    return total[tuple(index)]
+
+
+def conv_patches(x, kernel_size, strides, padding, dilation):
+    """Receptive fields of a convolution: ``(B, P, K)``, K ordered as the kernel's
+    ``(*kernel_size, in_channels)`` axes flattened row-major."""
+    taps = rules.pool_windows(x, kernel_size, strides, padding, fill=0.0, dilation=dilation)
+    patches = ops.stack(taps, axis=-2)  # (B, *out, taps, Cin)
+    positions = int(np.prod(taps[0].shape[1:-1]))
+    return ops.reshape(patches, (-1, positions, len(taps) * x.shape[-1]))
+
+
+def conv_input_adjoint(g, kernel, input_shape, strides, padding, dilation):
+    """Cotangent of a convolution's input from its output's: ``(N, *spatial, Cin)``."""
+    spatial = tuple(input_shape[1:-1])
+    kernel_size = tuple(kernel.shape[:-2])
+    if all(d == 1 for d in dilation):
+        geometry = [
+            rules._pool_geometry(n, k, s, padding)
+            for n, k, s in zip(spatial, kernel_size, strides, strict=True)
+        ]
+        full = ops.conv_transpose(g, kernel, strides=strides, padding="valid")
+        pads, index = [[0, 0]], [slice(None)]
+        for axis, ((_, before, _), n) in enumerate(zip(geometry, spatial, strict=True), 1):
+            pads.append([0, max(0, before + n - full.shape[axis])])
+            index.append(slice(before, before + n))
+        pads.append([0, 0])
+        index.append(slice(None))
+        return ops.pad(full, pads)[tuple(index)]
+    taps = ops.reshape(kernel, (-1,) + tuple(kernel.shape[-2:]))  # (taps, Cin, Cout)
+    cots = [ops.matmul(g, ops.transpose(taps[t])) for t in range(taps.shape[0])]
+    return window_scatter(cots, spatial, kernel_size, strides, padding, dilation)
+
+
+def depthwise_as_conv(kernel):
+    """A depthwise kernel ``(*k, Cin, m)`` as the equivalent full kernel ``(*k, Cin, Cin m)``."""
+    cin, mult = kernel.shape[-2], kernel.shape[-1]
+    eye = ops.eye(cin, dtype=kernel.dtype)
+    full = ops.expand_dims(kernel, -2) * ops.reshape(eye, (cin, cin, 1))
+    return ops.reshape(full, tuple(kernel.shape[:-2]) + (cin, cin * mult))
+
+
+def _gram(a):
+    """``(B, O, F)`` -> ``(B, O, O)``: per-sample inner products (one batched matmul)."""
+    return ops.matmul(a, ops.transpose(a, (0, 2, 1)))
+
+
+def _on_diagonal(values):
+    """``(B, O)`` -> ``(B, O, O)`` diagonal matrices."""
+    return ops.expand_dims(values, -1) * ops.eye(values.shape[-1], dtype=values.dtype)
+
+
+def weight_noise_covariance(patches, patch_var, g, kernel_var, num_outputs):
+    """Output covariance added by one layer's weight noise, ``(B, O, O)``.
+
+    ``sum_(k,c) S^2_kc G_okc G_qkc`` with the per-sample weight gradient
+    ``G_okc = sum_p x_pk g_opc`` (patches ``x`` of the mean input), plus, on the diagonal, the
+    second-order term of the noise acting on the noisy part of the input,
+    ``sum_(p,k,c) S^2_kc v_pk g_opc^2``.
+
+    Args:
+        patches: ``(B, P, K)`` mean inputs seen by each weight row (P = 1 for a Dense layer).
+        patch_var: ``(B, P, K)`` their variances, or None for a deterministic input.
+        g: ``(O * B, P, C)`` cotangents of the layer's pre-activation output.
+        kernel_var: S^2: scalar, ``(C,)`` or ``(K, C)``.
+        num_outputs: O.
+
+    Returns:
+        ``(B, O, O)``.
+    """
+    num = num_outputs
+    kernel_var = ops.convert_to_tensor(kernel_var, patches.dtype)
+    _, positions, k = patches.shape
+    channels = g.shape[-1]
+    per = ops.reshape(g, (num, -1, positions, channels))
+    # (O, B, P, C) -> (B, P, O * C): the per-sample weight gradients become one batched matmul.
+    flat = ops.reshape(ops.transpose(per, (1, 2, 0, 3)), (-1, positions, num * channels))
+    grads = ops.matmul(ops.transpose(patches, (0, 2, 1)), flat)  # (B, K, O * C)
+    grads = ops.reshape(grads, (-1, k, num, channels))
+    shared = len(kernel_var.shape) < 2
+    if shared:
+        weighted = grads * ops.sqrt(kernel_var)
+    else:
+        weighted = grads * ops.expand_dims(ops.sqrt(kernel_var), 1)
+    weighted = ops.reshape(ops.transpose(weighted, (0, 2, 1, 3)), (-1, num, k * channels))
+    cov = _gram(weighted)
+    if patch_var is None:
+        return cov
+    if shared:
+        box = ops.sum(patch_var, axis=-1)  # (B, P)
+        second = ops.sum(ops.square(per) * kernel_var, axis=-1)  # (O, B, P)
+        diagonal = ops.sum(second * box, axis=-1)
+    else:
+        var_c = ops.matmul(patch_var, kernel_var)  # (B, P, C)
+        diagonal = ops.sum(ops.square(per) * var_c, axis=(2, 3))
+    return cov + _on_diagonal(ops.transpose(diagonal))
+
+
+def depthwise_noise_covariance(patches, patch_var, g, kernel_var, num_outputs, multiplier):
+    """As `weight_noise_covariance` for a depthwise kernel ``(*k, Cin, m)``.
+
+    Args:
+        patches, patch_var: ``(B, P, taps, Cin)``.
+        g: ``(O * B, P, Cin * m)``.
+        kernel_var: scalar or broadcastable to ``(taps, Cin, m)``.
+    """
+    g = per_output(g, num_outputs)
+    g = ops.reshape(g, tuple(g.shape[:-1]) + (-1, multiplier))  # (O, B, P, Cin, m)
+    grads = ops.einsum("bpti,obpim->obtim", patches, g)
+    cov = ops.einsum("obtim,qbtim->boq", grads * kernel_var, grads)
+    var_w = ops.einsum("bpti,tim->bpim", patch_var, kernel_var * ops.ones(grads.shape[2:]))
+    return cov + ops.einsum("bpim,obpim,qbpim->boq", var_w, g, g)
+
+
+def max_pool_adjoint(g, mean, pool_size, strides, padding, num):
+    """Routes each window's cotangent to its largest-mean entry (the max-mean rule)."""
+    spatial = tuple(mean.shape[1:-1])
+    if rules.non_overlapping(spatial, pool_size, strides, padding):
+        # Spread each cotangent over its window, keep it where the entry is the window's max.
+        spread_max = rules.spread(ops.max_pool(mean, pool_size, strides, "valid"), pool_size)
+        covered = tuple(spread_max.shape[1:-1])
+        index = (slice(None),) + tuple(slice(0, n) for n in covered) + (slice(None),)
+        winner = ops.cast(ops.equal(mean[index], spread_max), g.dtype)
+        routed = per_output(rules.spread(g, pool_size), num) * winner
+        pads = [[0, 0]] + [[0, n - c] for n, c in zip(spatial, covered)] + [[0, 0]]
+        routed = flat_outputs(routed)
+        return ops.pad(routed, pads) if covered != spatial else routed
+    windows = rules.pool_windows(mean, pool_size, strides, padding, fill=rules._NEG_FILL)
+    winner = ops.argmax(ops.stack(windows, axis=0), axis=0)
+    g = per_output(g, num)
+    cots = [flat_outputs(g * ops.cast(ops.equal(winner, k), g.dtype)) for k in range(len(windows))]
+    return window_scatter(cots, spatial, pool_size, strides, padding)
+
+
+def average_pool_adjoint(g, input_shape, pool_size, strides, padding):
+    """Spreads each window's cotangent evenly over its real entries."""
+    spatial = tuple(input_shape[1:-1])
+    size = int(np.prod(pool_size))
+    if rules.non_overlapping(spatial, pool_size, strides, padding):
+        shares = ops.repeat(ops.expand_dims(g / size, -1), size, axis=-1)
+        return rules.from_blocks(shares, pool_size, spatial)
+    counts = rules.window_counts(spatial, pool_size, strides, padding)
+    return window_scatter([g / counts] * size, spatial, pool_size, strides, padding)
+
+
+def global_average_pool_adjoint(g, input_shape, keepdims):
+    spatial = tuple(input_shape[1:-1])
+    count = float(np.prod(spatial))
+    if not keepdims:
+        g = ops.reshape(g, (-1,) + (1,) * len(spatial) + (g.shape[-1],))
+    return g * ops.ones((1,) + spatial + (1,), dtype=g.dtype) / count
+
+
+def global_max_pool_adjoint(g, mean, keepdims, num):
+    spatial = tuple(mean.shape[1:-1])
+    channels = mean.shape[-1]
+    flat = ops.reshape(mean, (-1, int(np.prod(spatial)), channels))
+    winner = ops.one_hot(ops.argmax(flat, axis=1), flat.shape[1], axis=1)  # (B, HW, C)
+    g = ops.reshape(g, (num, -1, 1, channels))
+    routed = g * ops.cast(winner, g.dtype)
+    return ops.reshape(flat_outputs(routed), (-1,) + spatial + (channels,))

@@ -1,0 +1,267 @@
+"""Mirror rules of the noisy Dense / convolution layers (the *mapped* layers).
+
+Plain Keras layers are mapped onto the memristor crossbar (`Crossbar`), optionally with the
+BatchNorm that follows folded into their kernel. The faulty layers of `tf_lanmax.layers` keep
+their own digital fault model: the closed-form moments of the faulty stored weights
+(`layer.kernel_moments()`, ALGORITHMS.md §3) replace the crossbar's, and the same propagation
+rules give the MSE of bit flips, masking or stuck-at faults (ALGORITHMS.md §8).
+"""
+
+import numpy as np
+from keras import ops
+
+from tf_lanmax import faults
+from tf_lanmax.layers.base import FaultyKernelMixin
+from tf_lanmax.memse import adjoints
+from tf_lanmax.memse import moments as rules
+from tf_lanmax.memse.mirror_layers import (
+    OUTPUT_ONLY_ACTIVATIONS,
+    MirrorRule,
+    Moments,
+    activation_name,
+    batchnorm_affine,
+    check_activation,
+    check_channels_last,
+    relu_adjoint,
+    relu_state,
+)
+from tf_lanmax.memse.power import crossbar_power
+
+
+class LinearRule(MirrorRule):
+    """A Dense or convolution whose kernel is stored in noisy memory."""
+
+    mapped = True
+
+    def __init__(self, op):
+        super().__init__(op)
+        check_channels_last(op)
+        self.activation = check_activation(activation_name(op), op)
+        self.output_only = self.activation in OUTPUT_ONLY_ACTIVATIONS
+        self.bn = None
+
+    @property
+    def faulty(self):
+        return isinstance(self.op, FaultyKernelMixin)
+
+    def weights(self):
+        """Clean weights ``(W, b)`` of the stored kernel (BN folded when it is)."""
+        layer = self.op
+        if self.faulty:
+            kernel = layer.stored_kernel()
+        else:
+            kernel = ops.convert_to_tensor(layer.kernel)
+        bias = ops.convert_to_tensor(layer.bias) if layer.use_bias else None
+        if self.bn is not None:
+            a, d = batchnorm_affine(self.bn)
+            kernel = kernel * self._fold_shape(a, kernel)
+            bias = d if bias is None else a * bias + d
+        return kernel, bias
+
+    def _fold_shape(self, scale, kernel):
+        return scale
+
+    def weight_moments(self, ctx):
+        """``(W, b, M, S2)``: clean kernel and bias, mean kernel and weight variance."""
+        kernel, bias = self.weights()
+        if self.faulty:
+            mean, var = self.op.kernel_moments()
+            if isinstance(self.op.fault_model, faults.BitFlip):
+                # Flip variances do not depend on the weight: one value per output channel
+                # lets the convolution use a box sum instead of a full convolution.
+                var = ops.mean(var, axis=tuple(range(len(var.shape) - 1)))
+            return kernel, bias, ops.cast(mean, kernel.dtype), ops.cast(var, kernel.dtype)
+        mean, var = ctx.crossbar.kernel_moments(kernel, ctx.gmax[self.op.name])
+        return kernel, bias, mean, var
+
+    def sample_kernels(self, ctx, draws, seed):
+        """``draws`` effective kernels ``(D, ...)`` (digital faults or crossbar noise)."""
+        if self.faulty:
+            layer = self.op
+            fmt, model = layer.weight_format, layer.fault_model
+            latent = ops.convert_to_tensor(layer.kernel)
+            codes = fmt.encode(latent)
+            codes = ops.repeat(ops.expand_dims(codes, 0), draws, axis=0)
+            errors = faults.draw_error_bits(codes.shape, fmt.bits, layer.fault_rate, seed)
+            codes, keep = model.apply(codes, errors, fmt.bits)
+            values = fmt.decode(codes, latent)
+            values = values if keep is None else values * keep
+            return ops.cast(values, latent.dtype)
+        kernel, _ = self.weights()
+        return ctx.crossbar.sample_kernels(kernel, ctx.gmax[self.op.name], draws, seed)
+
+    # -- per layer type -----------------------------------------------------------------------
+
+    def apply(self, x, kernel):
+        raise NotImplementedError
+
+    def apply_draws(self, x, kernels):
+        return ops.stack([self.apply(x[d], kernels[d]) for d in range(kernels.shape[0])])
+
+    def linear_moments(self, state, mean_kernel, var_kernel, bias, ctx):
+        raise NotImplementedError
+
+    def input_adjoint(self, g, mean_kernel, input_shape):
+        raise NotImplementedError
+
+    def noise_covariance(self, state, g, var_kernel, ctx):
+        raise NotImplementedError
+
+    # -- the four evaluations --------------------------------------------------------------
+
+    def moments(self, inputs, ctx):
+        state = inputs[0]
+        kernel, bias, mean_kernel, var_kernel = self.weight_moments(ctx)
+        if ctx.power is not None and not self.faulty:
+            self._record_power(state, kernel, ctx)
+        out = self.linear_moments(state, mean_kernel, var_kernel, bias, ctx)
+        ctx.save(mean_kernel=mean_kernel, var_kernel=var_kernel)
+        return relu_state(out, ctx) if self.activation == "relu" else out
+
+    def _activate(self, y, bias):
+        y = y if bias is None else y + bias
+        return ops.relu(y) if self.activation == "relu" else y
+
+    def clean(self, values, node, ctx):
+        kernel, bias = self.weights()
+        return self._activate(self.apply(values[0], kernel), bias)
+
+    def sample(self, values, node, ctx):
+        kernels = ctx.kernels[node.key]
+        draws = kernels.shape[0]
+        x = ops.reshape(values[0], (draws, -1) + tuple(values[0].shape[1:]))
+        y = self.apply_draws(x, kernels)
+        y = ops.reshape(y, (-1,) + tuple(y.shape[2:]))
+        return self._activate(y, self.weights()[1])
+
+    def adjoint(self, g, saved, ctx):
+        if self.activation == "relu":
+            g = relu_adjoint(g, saved, ctx)
+        state = saved["inputs"][0]
+        cov = self.noise_covariance(state, g, saved["var_kernel"], ctx)
+        ctx.output_cov = cov if ctx.output_cov is None else ctx.output_cov + cov
+        diagonal = ops.diagonal(cov, axis1=-2, axis2=-1)
+        previous = ctx.contributions.get(self.op.name)
+        ctx.contributions[self.op.name] = diagonal if previous is None else previous + diagonal
+        if not ctx.need[0]:
+            return [None]
+        return [self.input_adjoint(g, saved["mean_kernel"], state.mean.shape)]
+
+    def _record_power(self, state, kernel, ctx):
+        g_pos, g_neg = ctx.crossbar.conductances(kernel, ctx.gmax[self.op.name])
+        device, tia = crossbar_power(
+            self.apply, g_pos, g_neg, state.mean, state.var, ctx.crossbar.sigma,
+            ctx.crossbar.tia_gain,
+        )  # fmt: skip
+        previous = ctx.power.get(self.op.name, (0.0, 0.0))
+        ctx.power[self.op.name] = (previous[0] + device, previous[1] + tia)
+
+
+class DenseRule(LinearRule):
+    def apply(self, x, kernel):
+        return ops.matmul(x, kernel)
+
+    def apply_draws(self, x, kernels):
+        flat = ops.reshape(x, (x.shape[0], -1, x.shape[-1]))
+        y = ops.einsum("dbi,dio->dbo", flat, kernels)
+        return ops.reshape(y, tuple(x.shape[:-1]) + (kernels.shape[-1],))
+
+    def linear_moments(self, state, mean_kernel, var_kernel, bias, ctx):
+        if ctx.cov_mode == "full" and len(state.mean.shape) == 2:
+            cov = state.cov if state.cov is not None else rules.diagonal_covariance(state.var)
+            mean, cov = rules.dense_covariance(state.mean, cov, mean_kernel, var_kernel, bias)
+            return Moments(mean, ops.diagonal(cov, axis1=-2, axis2=-1), cov)
+        return Moments(*rules.dense_moments(state.mean, state.var, mean_kernel, var_kernel, bias))
+
+    def input_adjoint(self, g, mean_kernel, input_shape):
+        return ops.matmul(g, ops.transpose(mean_kernel))
+
+    def noise_covariance(self, state, g, var_kernel, ctx):
+        features = state.mean.shape[-1]
+        positions = int(np.prod(state.mean.shape[1:-1]))
+        patches = ops.reshape(state.mean, (-1, positions, features))
+        patch_var = None if state.exact else ops.reshape(state.var, (-1, positions, features))
+        g = ops.reshape(g, (-1, positions, g.shape[-1]))
+        return adjoints.weight_noise_covariance(patches, patch_var, g, var_kernel, ctx.num_outputs)
+
+
+class ConvRule(LinearRule):
+    def __init__(self, op):
+        super().__init__(op)
+        if getattr(op, "groups", 1) != 1 or op.padding == "causal":
+            raise ValueError(
+                f"Layer '{op.name}' ({type(op).__name__}): MemSE supports ungrouped convolutions "
+                f"with 'valid' or 'same' padding. Received: groups={getattr(op, 'groups', 1)}, "
+                f"padding={op.padding!r}"
+            )
+
+    def _conv_args(self):
+        return {
+            "strides": self.op.strides,
+            "padding": self.op.padding,
+            "dilation_rate": self.op.dilation_rate,
+        }
+
+    def apply(self, x, kernel):
+        return ops.conv(x, kernel, **self._conv_args())
+
+    def linear_moments(self, state, mean_kernel, var_kernel, bias, ctx):
+        var = None if state.exact else state.var
+        return Moments(
+            *rules.conv_moments(state.mean, var, mean_kernel, var_kernel, bias, **self._conv_args())
+        )
+
+    def _patches(self, x):
+        return adjoints.conv_patches(
+            x, self.op.kernel_size, self.op.strides, self.op.padding, self.op.dilation_rate
+        )
+
+    def input_adjoint(self, g, mean_kernel, input_shape):
+        return adjoints.conv_input_adjoint(
+            g, mean_kernel, input_shape, self.op.strides, self.op.padding, self.op.dilation_rate
+        )
+
+    def noise_covariance(self, state, g, var_kernel, ctx):
+        patches = self._patches(state.mean)
+        patch_var = None if state.exact else self._patches(state.var)
+        g = ops.reshape(g, (-1, patches.shape[1], g.shape[-1]))
+        if len(var_kernel.shape) == len(self.op.kernel.shape):
+            var_kernel = ops.reshape(var_kernel, (-1, var_kernel.shape[-1]))
+        return adjoints.weight_noise_covariance(patches, patch_var, g, var_kernel, ctx.num_outputs)
+
+
+class DepthwiseConvRule(ConvRule):
+    def _fold_shape(self, scale, kernel):
+        return ops.reshape(scale, tuple(kernel.shape[-2:]))
+
+    def apply(self, x, kernel):
+        return ops.depthwise_conv(x, kernel, **self._conv_args())
+
+    def linear_moments(self, state, mean_kernel, var_kernel, bias, ctx):
+        return Moments(
+            *rules.depthwise_conv_moments(
+                state.mean, state.var, mean_kernel, var_kernel, bias, **self._conv_args()
+            )
+        )
+
+    def input_adjoint(self, g, mean_kernel, input_shape):
+        full = adjoints.depthwise_as_conv(mean_kernel)
+        return super().input_adjoint(g, full, input_shape)
+
+    def _taps(self, x):
+        taps = rules.pool_windows(
+            x, self.op.kernel_size, self.op.strides, self.op.padding, 0.0, self.op.dilation_rate
+        )
+        stacked = ops.stack(taps, axis=-2)  # (B, *out, taps, Cin)
+        positions = int(np.prod(stacked.shape[1:-2]))
+        return ops.reshape(stacked, (-1, positions) + tuple(stacked.shape[-2:]))
+
+    def noise_covariance(self, state, g, var_kernel, ctx):
+        patches, patch_var = self._taps(state.mean), self._taps(state.var)
+        g = ops.reshape(g, (-1, patches.shape[1], g.shape[-1]))
+        kernel_shape = tuple(self.op.kernel.shape)
+        if len(var_kernel.shape) == len(kernel_shape):
+            var_kernel = ops.reshape(var_kernel, (-1,) + kernel_shape[-2:])
+        return adjoints.depthwise_noise_covariance(
+            patches, patch_var, g, var_kernel, ctx.num_outputs, kernel_shape[-1]
+        )

@@ -1,0 +1,210 @@
+"""`monte_carlo`: the sampled reference of MemSE, with the very same noise model.
+
+Each draw programs every mapped layer once (crossbar noise from `Crossbar.sample_kernels`,
+digital faults from the faulty layer's own fault model) and evaluates all samples with those
+weights. Draws are vectorised: a chunk of D draws runs as one batch of ``D x B`` samples, the
+deterministic layers being the model's own Keras layers. The per-draw MSE (mean over samples
+and outputs) is i.i.d. across draws, so its Student-t interval is the confidence interval of
+the MSE (ALGORITHMS.md §9).
+"""
+
+import dataclasses
+import math
+import time
+
+import keras
+import numpy as np
+from keras import ops
+from scipy import stats
+
+from tf_lanmax._validation import check_int, check_positive, check_probability
+from tf_lanmax.memse.mirror import MemSE
+
+# Floats of the largest activation a chunk of draws may hold at once (~128 MB in float32).
+_CHUNK_FLOATS = 2**25
+
+
+@dataclasses.dataclass(frozen=True)
+class MonteCarloResult:
+    """Sampled MSE against the clean network, with its confidence interval over draws.
+
+    Attributes:
+        mse: mean over draws of the per-draw MSE (mean over samples and outputs).
+        ci: `(low, high)` Student-t interval of `mse`.
+        half_width: half the interval's width.
+        std: standard deviation of the per-draw MSE (n - 1).
+        draws: number of draws K.
+        confidence: the interval's coverage.
+        per_output_mse: ``(outputs,)`` MSE per output (outputs flattened).
+        per_output_ci: ``(outputs, 2)`` interval per output.
+        per_draw: ``(K,)`` per-draw MSE.
+        output_mean: ``(samples, outputs)`` mean of the noisy outputs over draws.
+        output_var: ``(samples, outputs)`` variance of the noisy outputs over draws (n - 1).
+        seconds: wall time of the draws.
+    """
+
+    mse: float
+    ci: tuple
+    half_width: float
+    std: float
+    draws: int
+    confidence: float
+    per_output_mse: np.ndarray
+    per_output_ci: np.ndarray
+    per_draw: np.ndarray
+    output_mean: np.ndarray
+    output_var: np.ndarray
+    seconds: float
+
+    @property
+    def relative_half_width(self):
+        return self.half_width / self.mse if self.mse > 0 else float("inf")
+
+    def to_dict(self, arrays=False):
+        out = {
+            "mse": self.mse,
+            "ci": list(self.ci),
+            "half_width": self.half_width,
+            "relative_half_width": self.relative_half_width,
+            "std": self.std,
+            "draws": self.draws,
+            "confidence": self.confidence,
+            "per_output_mse": self.per_output_mse.tolist(),
+            "seconds": self.seconds,
+        }
+        if arrays:
+            out["per_draw"] = self.per_draw.tolist()
+        return out
+
+    def __str__(self):
+        return (
+            f"MC MSE {self.mse:.4g} +- {self.half_width:.2g} "
+            f"({self.confidence:.0%} CI over {self.draws} draws)"
+        )
+
+
+def t_interval(samples, confidence):
+    """Mean and Student-t half-width of i.i.d. samples along axis 0 (float64)."""
+    x = np.asarray(samples, dtype=np.float64)
+    n = x.shape[0]
+    mean = x.mean(axis=0)
+    std = x.std(axis=0, ddof=1) if n > 1 else np.zeros_like(mean)
+    half = stats.t.ppf(0.5 + confidence / 2.0, max(n - 1, 1)) * std / math.sqrt(n)
+    return mean, half, std
+
+
+def monte_carlo(
+    model,
+    crossbar=None,
+    x=None,
+    draws=1000,
+    batch_draws=None,
+    batch_size=None,
+    seed=0,
+    confidence=0.95,
+    rel_half_width=None,
+    min_draws=10,
+):
+    """Samples the MSE of a model on noisy memory against its clean output.
+
+    Args:
+        model: a Keras model (mirrored with `crossbar`) or a `MemSE` mirror (its crossbar and
+            current Gmax are used; `crossbar` must then be None).
+        crossbar: the `Crossbar`. Defaults to `None` (only with a `MemSE`).
+        x: the inputs, array-like ``(samples, ...)``.
+        draws: number of weight draws K (the maximum when `rel_half_width` is set).
+            Defaults to `1000`.
+        batch_draws: draws evaluated together. Defaults to `None` (as many as fit ~128 MB of
+            activations).
+        batch_size: samples per pass. Defaults to `None` (all).
+        seed: seed of the draws. Defaults to `0`.
+        confidence: coverage of the intervals. Defaults to `0.95`.
+        rel_half_width: stop once the interval's half-width is below this fraction of the MSE
+            (sequential stopping slightly under-covers). Defaults to `None` (run all draws).
+        min_draws: fewest draws before stopping early. Defaults to `10`.
+
+    Returns:
+        A `MonteCarloResult`.
+
+    Example:
+    >>> result = monte_carlo(model, Crossbar(sigma=0.01, gmax=2.0), x_test[:256], draws=1000)
+    >>> result.mse, result.ci
+    """
+    if isinstance(model, MemSE):
+        if crossbar is not None:
+            raise ValueError(
+                "`crossbar` must be None when `model` is a MemSE mirror (its crossbar and Gmax "
+                f"are used). Received: crossbar={crossbar!r}"
+            )
+        mirror = model
+    else:
+        mirror = MemSE(model, crossbar)
+    if x is None:
+        raise ValueError("`x` must be an array of inputs. Received: x=None")
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"`x` must be a non-empty batch (samples, ...). Received shape {x.shape}")
+    draws = check_int("draws", draws, low=2)
+    confidence = check_probability("confidence", confidence, high=1.0 - 1e-12)
+    seed = check_int("seed", seed, low=0)
+    min_draws = check_int("min_draws", min_draws, low=2)
+    if rel_half_width is not None:
+        rel_half_width = check_positive("rel_half_width", rel_half_width)
+    batch_size = len(x) if batch_size is None else check_int("batch_size", batch_size, low=1)
+    batches = [x[i : i + batch_size] for i in range(0, len(x), batch_size)]
+    clean = [ops.reshape(mirror.clean(xb), (len(xb), -1)) for xb in batches]
+    if batch_draws is None:
+        widest = max(int(np.prod(s[1:])) for s in mirror.graph.shapes.values())
+        batch_draws = max(1, min(draws, _CHUNK_FLOATS // max(1, widest * len(batches[0]))))
+    batch_draws = check_int("batch_draws", batch_draws, low=1)
+
+    generator = keras.random.SeedGenerator(seed)
+    ctx = mirror._context()
+    per_draw, sum_y, sum_y2, done = [], 0.0, 0.0, 0
+    start_time = time.perf_counter()
+    while done < draws:
+        d = min(batch_draws, draws - done)
+        ctx.kernels = {
+            node.key: node.rule.sample_kernels(ctx, d, generator)
+            for node in mirror.graph.mapped_nodes
+        }
+        errors, outputs = [], []
+        for xb, zb in zip(batches, clean, strict=True):
+            tiled = ops.reshape(
+                ops.broadcast_to(ops.expand_dims(xb, 0), (d,) + xb.shape), (-1,) + xb.shape[1:]
+            )
+            y = mirror.graph.run_values(tiled, ctx, "sample")
+            y = ops.reshape(y, (d,) + tuple(zb.shape))  # outputs flattened
+            errors.append(ops.convert_to_numpy(ops.sum(ops.square(y - zb), axis=1)))
+            outputs.append(ops.convert_to_numpy(y).astype(np.float64))
+        per_draw.append(np.sum(errors, axis=0) / len(x))  # (d, outputs)
+        y_all = np.concatenate(outputs, axis=1)
+        sum_y = sum_y + y_all.sum(axis=0)
+        sum_y2 = sum_y2 + (y_all**2).sum(axis=0)
+        done += d
+        if rel_half_width is not None and done >= min_draws:
+            mse_k = np.concatenate(per_draw).mean(axis=1)
+            mean, half, _ = t_interval(mse_k, confidence)
+            if half <= rel_half_width * mean:
+                break
+    seconds = time.perf_counter() - start_time
+    per_output = np.concatenate(per_draw)
+    total = per_output.mean(axis=1)
+    mean, half, std = t_interval(total, confidence)
+    out_mean, out_half, _ = t_interval(per_output, confidence)
+    output_mean = sum_y / done
+    output_var = (sum_y2 - done * output_mean**2) / max(done - 1, 1)
+    return MonteCarloResult(
+        mse=float(mean),
+        ci=(float(mean - half), float(mean + half)),
+        half_width=float(half),
+        std=float(std),
+        draws=int(done),
+        confidence=confidence,
+        per_output_mse=out_mean,
+        per_output_ci=np.stack([out_mean - out_half, out_mean + out_half], axis=1),
+        per_draw=total,
+        output_mean=output_mean,
+        output_var=np.maximum(output_var, 0.0),
+        seconds=seconds,
+    )
