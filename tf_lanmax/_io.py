@@ -14,21 +14,9 @@ def default_file_mode():
 
 def write_json_atomic(path, payload):
     """Writes `payload` as indented JSON to `path` atomically and returns the path."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=False, default=_default)
-            f.write("\n")
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    # Serialise first: a payload that cannot be written leaves the old file untouched.
+    text = json.dumps(payload, indent=2, sort_keys=False, default=_default) + "\n"
+    return write_text_atomic(path, text)
 
 
 def write_text_atomic(path, text):
