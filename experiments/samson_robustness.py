@@ -28,23 +28,7 @@ RULES = {"plain": None, "SAM": ("sam", 0.05), "ASAM": ("asam", 0.5), "SAMSON": (
 
 def network(seed):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(32, 3, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ],
-        name="cnn",
-    )
+    return tl.models.float_cnn(name="cnn")
 
 
 def train(name, train_ds, epochs, seed):

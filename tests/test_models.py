@@ -203,3 +203,12 @@ def test_binary_wide_resnet_bad_depth(depth):
 def test_binary_wide_resnet_bad_width(width):
     with pytest.raises(ValueError, match="width"):
         binary_wide_resnet(depth=10, width=width, input_shape=(16, 16, 3))
+
+
+def test_float_cnn_is_the_reference_float_network():
+    model = tl.models.float_cnn()
+    assert model.output_shape == (None, 10)
+    assert [type(layer).__name__ for layer in model.layers].count("Conv2D") == 2
+    # 3x3x1x32 + 3x3x32x64 kernels, 2 BN (4 x 32 + 4 x 64), Dense 3136x128+128, 128x10+10.
+    assert model.count_params() == 288 + 18432 + 128 + 256 + 401536 + 1290
+    assert not tl.faulty_layers(model)
