@@ -1,5 +1,6 @@
 """Atomic file writes: a temp file in the same folder, then `os.replace` (never half-written)."""
 
+import contextlib
 import json
 import os
 import tempfile
@@ -19,22 +20,36 @@ def write_json_atomic(path, payload):
     return write_text_atomic(path, text)
 
 
-def write_text_atomic(path, text):
-    """Writes `text` to `path` atomically (temp file in the same folder, then `os.replace`)."""
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yields a temp path in `path`'s folder; on success it becomes `path`, on error it is removed.
+
+    The file gets the mode `open()` would give it (mkstemp creates 0o600), and `os.replace` makes
+    the switch atomic, so readers see the old file or the whole new one, never a partial write.
+
+    Example:
+    >>> with atomic_path("out/model.png", suffix=".png") as tmp:
+    ...     figure.savefig(tmp)
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        yield tmp
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise
-    return path
+
+
+def write_text_atomic(path, text):
+    """Writes `text` to `path` atomically (temp file in the same folder, then `os.replace`)."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+    return os.fspath(path)
 
 
 def _default(obj):

@@ -9,9 +9,10 @@ Reference: http://yann.lecun.com/exdb/mnist/ (section "The IDX file format").
 
 import gzip
 import os
-import tempfile
 
 import numpy as np
+
+from tf_lanmax._io import atomic_path
 
 # IDX type code -> big-endian numpy dtype.
 _DTYPES = {
@@ -274,22 +275,12 @@ def write_idx(path, array, compresslevel=9):
         + np.ascontiguousarray(array, dtype=_DTYPES[code]).tobytes()
     )
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".idx")
-    try:
-        # mkstemp creates 0600; data files are meant to be readable like any other.
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as raw:
-            if path.endswith(".gz"):
-                with gzip.GzipFile(
-                    filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
-                ) as gz:
-                    gz.write(payload)
-            else:
-                raw.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, suffix=".idx") as tmp, open(tmp, "wb") as raw:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
+            ) as gz:
+                gz.write(payload)
+        else:
+            raw.write(payload)
     return path

@@ -1,7 +1,6 @@
 """Matplotlib figures of the package's results, written atomically as PNG."""
 
 import os
-import tempfile
 
 import matplotlib
 
@@ -10,25 +9,17 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tf_lanmax._io import default_file_mode  # noqa: E402
+from tf_lanmax._io import atomic_path  # noqa: E402
 
 
 def save_figure(figure, path):
     """Saves `figure` as PNG to `path` through a temp file in the same folder, then closes it."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    os.close(fd)
     try:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            figure.savefig(tmp, dpi=120, bbox_inches="tight")
     finally:
         plt.close(figure)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return os.fspath(path)
 
 
 def plot_sensitivity(result, path):
