@@ -29,3 +29,10 @@ def median_fit_times(runs, x, y, batch_size, rounds):
             model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=callbacks)
             times[name].append(time.perf_counter() - start)
     return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def random_images(batch_size, steps, seed=0):
+    """`steps` batches of random 28x28x1 images and labels: timing needs shapes, not data."""
+    rng = np.random.default_rng(seed)
+    n = batch_size * steps
+    return rng.random((n, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, n)

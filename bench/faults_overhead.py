@@ -12,8 +12,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from _timing import median_fit_times  # noqa: E402  (bench/ is on sys.path)
+from _timing import median_fit_times, random_images  # noqa: E402  (bench/ is on sys.path)
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -31,10 +30,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    n = args.batch_size * args.steps
-    x = rng.random((n, 28, 28, 1), dtype=np.float32)
-    y = rng.integers(0, 10, n)
+    x, y = random_images(args.batch_size, args.steps)
     runs = {"faults": (build("bit_flip"), []), "no_faults": (build("none"), [])}
     epoch = median_fit_times(runs, x, y, args.batch_size, args.rounds)
     faulty, clean = epoch["faults"] / args.steps, epoch["no_faults"] / args.steps

@@ -11,8 +11,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from _timing import median_fit_times  # noqa: E402  (bench/ is on sys.path)
+from _timing import median_fit_times, random_images  # noqa: E402  (bench/ is on sys.path)
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -28,10 +27,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    n = args.batch_size * args.steps
-    x = rng.random((n, 28, 28, 1), dtype=np.float32)
-    y = rng.integers(0, 10, n)
+    x, y = random_images(args.batch_size, args.steps)
     plain = network()
     plain.compile("adam", "sparse_categorical_crossentropy")
     samson = tl.SharpnessAwareModel(network(), rule="samson", rho=0.2)
