@@ -1,4 +1,9 @@
-"""Shared pytest setup: quiet TensorFlow logs, a fixed backend and the `--run-slow` switch."""
+"""Shared pytest setup: quiet TensorFlow logs, the backend, `--run-slow` and `tensorflow_only`.
+
+The suite runs on TensorFlow (the default) and on JAX (``KERAS_BACKEND=jax``); tests of
+TensorFlow-only parts (SavedModel export, tf.data/tfds, tf.distribute) are marked
+``tensorflow_only`` and skipped on other backends.
+"""
 
 import os
 
@@ -15,9 +20,11 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--run-slow"):
-        return
+    backend = os.environ["KERAS_BACKEND"]
+    skip_backend = pytest.mark.skip(reason=f"TensorFlow-only; the backend is {backend}")
     skip_slow = pytest.mark.skip(reason="slow: enable with --run-slow")
     for item in items:
-        if "slow" in item.keywords:
+        if "tensorflow_only" in item.keywords and backend != "tensorflow":
+            item.add_marker(skip_backend)
+        if "slow" in item.keywords and not config.getoption("--run-slow"):
             item.add_marker(skip_slow)

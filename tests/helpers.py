@@ -1,6 +1,10 @@
-"""Public-API checks shared by the layer tests (keras.src.testing is private)."""
+"""Public-API checks shared by the tests (keras.src.testing is private), on TF or JAX."""
 
 import inspect
+
+import keras
+import numpy as np
+from keras import ops
 
 
 def assert_config_covers_init(layer):
@@ -22,3 +26,96 @@ def assert_config_covers_init(layer):
             if name not in config:
                 missing.append(f"{cls.__name__}.{name}")
     assert not missing, f"get_config misses __init__ arguments: {missing}"
+
+
+def gradient(fn, x):
+    """d fn(x) / dx for an array `x`, on the TensorFlow or the JAX backend (as numpy)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return np.asarray(jax.grad(fn)(ops.convert_to_tensor(x)))
+    import tensorflow as tf
+
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = fn(x)
+    grad = tape.gradient(value, x)  # None where nothing depends on x: JAX gives zeros
+    return np.zeros(x.shape, x.dtype.as_numpy_dtype) if grad is None else np.asarray(grad)
+
+
+def trainable_gradients(layer, fn, x):
+    """Gradients of ``fn(layer(x))`` in `layer`'s trainable variables, on TensorFlow or JAX.
+
+    On JAX the call is stateless, so the layer's random state is not advanced by it.
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        fixed = [v.value for v in layer.non_trainable_variables]
+
+        def loss(values):
+            y, _ = layer.stateless_call(values, fixed, x)
+            return fn(y)
+
+        grads = jax.grad(loss)([v.value for v in layer.trainable_variables])
+        return [np.asarray(g) for g in grads]
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        value = fn(layer(x))
+    return [np.asarray(g) for g in tape.gradient(value, layer.trainable_variables)]
+
+
+def vjp(fn, x, cotangent):
+    """The vector-Jacobian product ``cotangent^T d fn(x) / dx``, on TensorFlow or JAX."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        _, pullback = jax.vjp(fn, ops.convert_to_tensor(x))
+        return np.asarray(pullback(ops.convert_to_tensor(cotangent))[0])
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = fn(x)
+    return np.asarray(tape.gradient(y, x, output_gradients=cotangent))
+
+
+def variable_gradients(fn, variables):
+    """Gradients of the scalar ``fn()`` in Keras `variables`, on TensorFlow or JAX.
+
+    On JAX the variables are swapped for traced values with `keras.StatelessScope`.
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        def pure(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return fn()
+
+        return [np.asarray(g) for g in jax.grad(pure)([v.value for v in variables])]
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        value = fn()
+    grads = tape.gradient(value, variables)
+    return [np.zeros(v.shape) if g is None else np.asarray(g) for g, v in zip(grads, variables)]
+
+
+def variable_jacobian(fn, variable):
+    """The Jacobian of the vector ``fn()`` in one Keras `variable`: shape fn().shape + var.shape."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        def pure(value):
+            with keras.StatelessScope(state_mapping=[(variable, value)]):
+                return fn()
+
+        return np.asarray(jax.jacrev(pure)(variable.value))
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        value = fn()
+    return np.asarray(tape.jacobian(value, variable))

@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 import tf_lanmax as tl
 from tf_lanmax.lanmax import fit_rate_gradient, ols
@@ -123,7 +124,7 @@ def test_large_alpha_raises_every_rate_by_the_step_bound():
     for p in lanmax.rates.values():
         assert p == pytest.approx(1e-3 * math.exp(2 * 0.25), rel=1e-6)
     for layer in tl.faulty_layers(model):  # the layers are left at the new p
-        assert float(layer.fault_rate.numpy()) == pytest.approx(1e-3 * math.exp(0.5), rel=1e-6)
+        assert float(np.asarray(layer.fault_rate)) == pytest.approx(1e-3 * math.exp(0.5), rel=1e-6)
 
 
 def test_alpha_zero_lowers_the_rates_when_faults_hurt_the_loss():
@@ -164,30 +165,58 @@ def test_recorded_loss_is_the_batch_loss_not_the_running_mean():
     assert not np.allclose(recorded, running, rtol=1e-3)  # the test tells the two apart
 
 
-class LogsOwnBatchLoss(keras.Sequential):
-    """A model whose train step also logs this batch's own loss (the reference)."""
+class ReadsRate(keras.layers.Layer):
+    """Outputs its source layer's fault rate as read inside the compiled train step."""
 
-    def train_step(self, data):
-        import tensorflow as tf
+    def __init__(self, source, **kwargs):
+        super().__init__(**kwargs)
+        self.source = source
 
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
-        for metric in self.metrics:
-            if metric.name == "loss":
-                metric.update_state(loss, sample_weight=tf.shape(x)[0])
-        logs = dict(self.compute_metrics(x, y, y_pred, sample_weight))
-        logs["own_loss"] = loss
-        return logs
+    def call(self, x):
+        return x * 0.0 + ops.cast(self.source.fault_rate, x.dtype)
+
+
+def test_each_batch_trains_at_the_rate_the_callback_sampled_for_it():
+    # The loss is p^2 where p is the rate the compiled step read: on JAX, whose `fit` keeps
+    # variables in its own state during an epoch, this shows the per-batch p reaches the step.
+    x, y = _data(n=320)
+    keras.utils.set_random_seed(0)
+    faulty = tl.FaultyDense(1, fault_rate=0.05, seed=0, name="only")
+    model = keras.Sequential([keras.Input((8,)), faulty, ReadsRate(faulty)])
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    lanmax = tl.LaNMax(alpha=0.0, radius=1.0, warmup_epochs=0, seed=0)
+    model.fit(x, np.zeros(len(x)), batch_size=32, epochs=2, verbose=0, callbacks=[lanmax])
+    dx = np.array([point[0][0] for point in lanmax.last_points])
+    losses = np.array([point[3] for point in lanmax.last_points])
+    rate = lanmax.trajectory[0]["rates"]["only"]  # epoch 1 perturbs around epoch 0's result
+    assert len(losses) == 9 and np.std(dx) > 0.2
+    np.testing.assert_allclose(losses, (rate * np.exp(dx)) ** 2, rtol=1e-4)
+    assert float(np.asarray(faulty.fault_rate)) == pytest.approx(lanmax.rates["only"], rel=1e-6)
+
+
+class LastBatchLoss(keras.metrics.Metric):
+    """This batch's own loss, computed from the step's own predictions (the reference).
+
+    A metric sees the y_pred of the very forward pass the loss was computed on (same faults),
+    on every backend; unlike Keras' loss tracker it keeps the last value, not the mean.
+    """
+
+    def __init__(self, name="own_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.value = self.add_variable((), initializer="zeros", name="value")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        loss = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        self.value.assign(ops.mean(loss))
+
+    def result(self):
+        return ops.convert_to_tensor(self.value)
 
 
 def test_recovered_batch_loss_equals_a_model_logging_its_own_while_training():
     x, y = _data(n=640)
     keras.utils.set_random_seed(0)
-    model = LogsOwnBatchLoss(
+    model = keras.Sequential(
         [
             keras.Input((8,)),
             tl.FaultyDense(16, fault_rate=0.02, seed=0, activation="relu", name="hidden"),
@@ -195,7 +224,9 @@ def test_recovered_batch_loss_equals_a_model_logging_its_own_while_training():
             keras.layers.Activation("softmax"),
         ]
     )
-    model.compile(keras.optimizers.Adam(0.02), "sparse_categorical_crossentropy")
+    model.compile(
+        keras.optimizers.Adam(0.02), "sparse_categorical_crossentropy", metrics=[LastBatchLoss()]
+    )
     own = []
 
     class Record(keras.callbacks.Callback):
@@ -258,7 +289,7 @@ def test_validation_runs_at_the_unperturbed_rates():
 
     class Spy(keras.callbacks.Callback):
         def on_test_batch_begin(self, batch, logs=None):
-            rates = [float(layer.fault_rate.numpy()) for layer in tl.faulty_layers(self.model)]
+            rates = [float(np.asarray(layer.fault_rate)) for layer in tl.faulty_layers(self.model)]
             seen.append(np.allclose(rates, list(lanmax.rates.values()), rtol=1e-6))
 
     model.fit(
@@ -319,7 +350,7 @@ def test_steps_per_execution_above_one_is_refused():
 
 def test_a_model_without_faulty_layers_is_refused_at_train_begin():
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
-    model.compile("adam", "mse")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     with pytest.raises(ValueError, match="no faulty layer"):
         model.fit(*_data(n=32), epochs=1, verbose=0, callbacks=[tl.LaNMax()])
 

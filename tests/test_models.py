@@ -38,7 +38,7 @@ def test_binary_cnn_structure():
     ]
     assert [layer.seed for layer in layers] == [5, 6, 7, 8]
     for layer in layers:
-        assert float(layer.fault_rate.numpy()) == pytest.approx(0.02)
+        assert float(np.asarray(layer.fault_rate)) == pytest.approx(0.02)
         assert isinstance(layer.weight_format, tl.formats.Binary)
         assert isinstance(layer.fault_model, tl.faults.BitFlip)
         assert not layer.use_bias
@@ -76,7 +76,7 @@ def test_binary_cnn_format_fault_model_and_shape_options():
     for layer in layers:
         assert layer.weight_format == fmt
         assert isinstance(layer.fault_model, tl.faults.BitMask)
-        assert float(layer.fault_rate.numpy()) == pytest.approx(0.1)
+        assert float(np.asarray(layer.fault_rate)) == pytest.approx(0.1)
         assert layer.seed is None
     assert [layer.stored_bits for layer in layers] == [
         4 * b for b in _expected_cnn_bits(1.0, (12, 12, 3), 4)
@@ -92,14 +92,14 @@ def test_binary_cnn_forward_sums_to_one_and_fits():
     assert probs.shape == (8, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    before = [v.numpy() for v in model.trainable_weights]
+    before = [np.asarray(v) for v in model.trainable_weights]
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    after = [v.numpy() for v in model.trainable_weights]
+    after = [np.asarray(v) for v in model.trainable_weights]
     assert any(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))
     # Latent binary weights stay clipped to [-1, 1].
     for layer in _faulty(model):
-        kernel = layer.kernel.numpy()
+        kernel = np.asarray(layer.kernel)
         assert kernel.min() >= -1.0 and kernel.max() <= 1.0
 
 
@@ -114,7 +114,7 @@ def test_binary_cnn_keras_round_trip(tmp_path):
     path = tmp_path / "cnn.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    assert [float(la.fault_rate.numpy()) for la in _faulty(loaded)] == pytest.approx(
+    assert [float(np.asarray(la.fault_rate)) for la in _faulty(loaded)] == pytest.approx(
         [0.03, 0.2, 0.03, 0.03]
     )
     with tl.faults_disabled(model), tl.faults_disabled(loaded):
@@ -188,7 +188,7 @@ def test_binary_wide_resnet_depth_10_count_and_forward():
     assert probs.shape == (2, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     for layer in _faulty(model):
-        assert float(layer.fault_rate.numpy()) == pytest.approx(0.01)
+        assert float(np.asarray(layer.fault_rate)) == pytest.approx(0.01)
         assert isinstance(layer.weight_format, tl.formats.Binary)
         assert isinstance(layer.fault_model, tl.faults.BitFlip)
 

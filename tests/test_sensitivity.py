@@ -48,7 +48,7 @@ def model_and_test(trained):
 
 
 def _rates(model):
-    return {layer.name: layer.fault_rate.numpy().copy() for layer in tl.faulty_layers(model)}
+    return {layer.name: np.asarray(layer.fault_rate).copy() for layer in tl.faulty_layers(model)}
 
 
 def _assert_rates_exactly(model, expected):

@@ -42,8 +42,8 @@ _SPLIT = 2.0**-10
 
 def _bernoulli(shape, rate, seed):
     first = ops.maximum(rate, _SPLIT)
-    u = krandom.uniform(shape, seed=seed)
-    v = krandom.uniform(shape, seed=seed)
+    # One call for both stages: two calls with an int seed would draw the same numbers.
+    u, v = ops.unstack(krandom.uniform((2, *shape), seed=seed), axis=0)
     return ops.logical_and(ops.less(u, first), ops.less(v, rate / first))
 
 

@@ -106,6 +106,10 @@ class LaNMax(keras.callbacks.Callback):
         return math.log(self.p_min), math.log(self.p_max)
 
     def _assign(self, log_rates):
+        # On JAX, `fit` holds the variables' values in its own state during an epoch; reading
+        # `self.model` syncs that state back (Keras' documented callback behaviour), and the
+        # trainer then takes the next step's state from the variables, so the new p is used.
+        _ = self.model
         for layer, x in zip(self.layers, log_rates, strict=True):
             layer.fault_rate.assign(math.exp(x))
 
@@ -114,11 +118,6 @@ class LaNMax(keras.callbacks.Callback):
 
     # -- training hooks ------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
-        if keras.backend.backend() == "jax":
-            raise NotImplementedError(
-                "LaNMax assigns p between batches, which the JAX trainer only writes back at "
-                "epoch end; use the TensorFlow backend (JAX support: see the roadmap issue)."
-            )
         steps_per_execution = getattr(self.model, "steps_per_execution", 1) or 1
         if int(steps_per_execution) != 1:
             raise ValueError(

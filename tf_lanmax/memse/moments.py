@@ -159,7 +159,7 @@ def clark_max(mean_a, var_a, mean_b, var_b):
 
 def _is_shared(kernel_var, kernel):
     """True when ``S^2`` is one value per layer or per output unit, not per weight."""
-    return len(ops.shape(kernel_var)) < len(ops.shape(kernel))
+    return ops.ndim(kernel_var) < ops.ndim(kernel)
 
 
 def dense_moments(mean, var, kernel_mean, kernel_var, bias=None):

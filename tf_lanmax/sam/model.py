@@ -26,7 +26,8 @@ class SharpnessAwareModel(keras.Model):
     the k second-pass gradients are averaged. Faulty layers: pass 2 reuses pass 1's fault masks
     (and dropout masks) — common random numbers — unless `resample_faults=True`. Pass-1 batch
     loss is reported as `batch_loss` (LaNMax uses it). Under `tf.distribute` each replica
-    computes its own eps from its own gradient (one eps per accelerator, as in SAM's code).
+    computes its own eps from its own gradient (one eps per accelerator, as in SAM's code); on
+    JAX the step is one program over the global batch, so there is one eps (as in optax's SAM).
 
     Args:
         model: the Keras model to train (its layers and variables are shared).
@@ -79,14 +80,17 @@ class SharpnessAwareModel(keras.Model):
         return _weight_flags(self.trainable_variables)
 
     def train_step(self, *args, **kwargs):
-        if keras.backend.backend() == "tensorflow":
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
             from tf_lanmax.sam.tensorflow_step import sharpness_aware_train_step
-
-            return sharpness_aware_train_step(self, *args, **kwargs)
-        raise NotImplementedError(
-            "SharpnessAwareModel's train step is implemented for the TensorFlow backend. "
-            f"Current backend: {keras.backend.backend()!r}"
-        )
+        elif backend == "jax":
+            from tf_lanmax.sam.jax_step import sharpness_aware_train_step
+        else:
+            raise NotImplementedError(
+                "SharpnessAwareModel's train step is implemented for the TensorFlow and JAX "
+                f"backends. Current backend: {backend!r}"
+            )
+        return sharpness_aware_train_step(self, *args, **kwargs)
 
     def get_config(self):
         config = super().get_config()
