@@ -1,9 +1,10 @@
-"""The `lanmax` subcommands: train, evaluate, sensitivity, export, summary.
+"""The `lanmax` subcommands: train, tune, evaluate, sensitivity, memse, export, summary.
 
 Each command runs as a real subprocess (`python -m tf_lanmax ...`) on tiny settings: one `train`
 run (module fixture), whose model the other commands then use, all started at once because
-TensorFlow's start-up dominates on 2 busy cores. Flag validation (exit 2, one line) is checked in
-this process through the same parse-and-validate code, which is cheap, plus once for real.
+TensorFlow's start-up dominates on 2 busy cores; `tune` needs no model and starts before `train`.
+Flag validation (exit 2, one line) is checked in this process through the same parse-and-validate
+code, which is cheap, plus once for real.
 """
 
 import importlib
@@ -34,8 +35,31 @@ TRAIN = [
     "--alpha=1",
     *TINY,
 ]
+TUNE = [
+    "tune",
+    "--alphas=0.1,10",
+    "--epochs=1",
+    "--train_split=train[:256]",
+    "--batch_size=32",
+    "--width=0.25",
+    "--lanmax_warmup_epochs=0",  # one epoch: LaNMax must update p at its end
+    *TINY,
+]
+MEMSE = [
+    "memse",
+    "--split=test[:256]",
+    "--samples=32",
+    "--draws=20",
+    "--seed=0",
+    "--sigma=0.02",
+    "--power_budget=1",
+    "--curve=0.5,1",
+    "--gmax_steps=0",  # the first-order optimum: no Keras fit to trace
+    "--train_split=train[:8]",
+    "--calibration_samples=8",
+]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-COMMAND_MODULES = ("train", "evaluate", "sensitivity", "export", "summary")
+COMMAND_MODULES = ("train", "tune", "evaluate", "sensitivity", "memse", "export", "summary")
 
 
 def _start(*args):
@@ -100,7 +124,26 @@ def _no_temp_files(folder):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def tune_started(tmp_path_factory):
+    """`lanmax tune` needs no trained model: it runs while `train` does."""
+    run_dir = tmp_path_factory.mktemp("tune")
+    process = _start(*TUNE, f"--run_dir={run_dir}")
+    yield process, run_dir
+    if process.poll() is None:  # a test failed before `tuned` collected it
+        process.kill()
+        process.communicate()
+
+
+@pytest.fixture(scope="module")
+def tuned(tune_started):
+    process, run_dir = tune_started
+    result = _ok(_finish(process))
+    return run_dir, result, _read_json(run_dir / "report.json")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tune_started):
+    del tune_started  # started first, so that it overlaps with this run
     run_dir = tmp_path_factory.mktemp("train")
     result = _ok(_lanmax(*TRAIN, f"--run_dir={run_dir}"))
     return run_dir, result, _read_json(run_dir / "report.json")
@@ -111,7 +154,7 @@ def commands(trained, tmp_path_factory):
     run_dir, _, _ = trained
     model = str(run_dir / "model.keras")
     root = tmp_path_factory.mktemp("commands")
-    dirs = {name: root / name for name in ("evaluate", "sensitivity", "export")}
+    dirs = {name: root / name for name in ("evaluate", "sensitivity", "memse", "export")}
     processes = {
         "evaluate": _start(
             "evaluate", f"--model_path={model}", *TINY, f"--run_dir={dirs['evaluate']}"
@@ -123,6 +166,7 @@ def commands(trained, tmp_path_factory):
             "--test_rate=0.5",
             f"--run_dir={dirs['sensitivity']}",
         ),
+        "memse": _start(*MEMSE, f"--model_path={model}", f"--run_dir={dirs['memse']}"),
         "export": _start("export", f"--model_path={model}", f"--base_path={dirs['export']}"),
         "summary": _start("summary", f"--model_path={model}"),
     }
@@ -233,6 +277,115 @@ def test_summary_prints_the_energy_table(commands, trained):
     assert "Memory energy" in result.stdout and "Saving vs reliable memory" in result.stdout
 
 
+def _dominated(point, others):
+    return any(
+        o["energy"] <= point["energy"]
+        and o["accuracy"] >= point["accuracy"]
+        and (o["energy"], o["accuracy"]) != (point["energy"], point["accuracy"])
+        for o in others
+    )
+
+
+def test_tune_writes_the_front_report_plot_and_tuner_folder(tuned):
+    run_dir, result, report = tuned
+    assert sorted(os.listdir(run_dir)) == ["front.png", "report.json", "tuner"]
+    assert _is_png(run_dir / "front.png")
+    assert report["plots"] == [str(run_dir / "front.png")]
+    tuner_dir = run_dir / "tuner"
+    assert report["tuner_dir"] == str(tuner_dir)
+    assert sorted(n for n in os.listdir(tuner_dir) if n.startswith("trial_")) == [
+        "trial_0",
+        "trial_1",
+    ]
+    assert (report["command"], report["tuner"], report["split"], report["train_split"]) == (
+        "tune",
+        "grid",
+        "test[:256]",
+        "train[:256]",
+    )
+    assert report["search_space"] == {"alphas": [0.1, 10.0]}
+    assert (report["num_trials"], report["num_completed"], report["num_failed"]) == (2, 2, 0)
+    points = report["points"]
+    assert sorted(p["alpha"] for p in points) == [0.1, 10.0]
+    # The folder Keras Tuner kept reads back as the same trials.
+    assert tl.tuning.trial_points(str(tuner_dir)) == points
+    for point in points:
+        assert point["status"] == "COMPLETED"
+        assert point["ci"][0] <= point["accuracy"] <= point["ci"][1]
+        assert point["energy"] == pytest.approx(point["mean_energy"] * point["total_bits"])
+        # LaNMax moved p from 1e-3 (warm-up 0): the energy is no longer E-bar(1e-3).
+        assert point["mean_energy"] != pytest.approx(-np.log(1e-3) / 12.8, rel=1e-4)
+    assert report["package_version"] == tl.__version__
+    assert "Report:" in result.stdout and "alpha" in result.stdout
+
+
+def test_tune_front_is_the_non_dominated_set_with_its_hypervolume(tuned):
+    _, result, report = tuned
+    points, front = report["points"], report["front"]
+    # Brute force: a point is on the front iff no other point dominates it.
+    expected = [p for p in points if not _dominated(p, points)]
+    key = lambda p: (p["energy"], p["accuracy"])  # noqa: E731
+    assert sorted(map(key, front)) == sorted(map(key, expected))
+    assert [p["energy"] for p in front] == sorted(p["energy"] for p in front)
+    energy_ref, accuracy_ref = report["reference"]
+    assert (energy_ref, accuracy_ref) == (points[0]["total_bits"], 0.1)  # 10 classes
+    # Area dominated inside the box, strip by strip in accuracy (float64, by hand).
+    area, previous = 0.0, accuracy_ref
+    for point in sorted(front, key=lambda p: p["accuracy"]):
+        area += (energy_ref - point["energy"]) * (point["accuracy"] - previous)
+        previous = point["accuracy"]
+    assert report["hypervolume"] == pytest.approx(area, rel=1e-12)
+    for point in front:  # the printed table holds every front point
+        assert f"{point['alpha']:9.4g} {point['energy']:10.0f}" in result.stdout
+
+
+def test_memse_report_predicted_vs_monte_carlo_and_plots(commands, trained):
+    _ok(commands["results"]["memse"])
+    run_dir = commands["dirs"]["memse"]
+    assert sorted(os.listdir(run_dir)) == ["memse_layers.png", "mse_vs_power.png", "report.json"]
+    report = _read_json(run_dir / "report.json")
+    assert report["plots"] == [str(run_dir / "memse_layers.png"), str(run_dir / "mse_vs_power.png")]
+    assert all(_is_png(path) for path in report["plots"])
+    names = [row["name"] for row in trained[2]["energy"]["layers"]]
+    assert (report["command"], report["mapping"], report["samples"]) == ("memse", "crossbar", 32)
+    assert report["crossbar"]["sigma"] == 0.02 and report["crossbar"]["levels"] == 128
+    # The crossbar view: the faulty layers' stored weights on the crossbar, no digital layer.
+    assert report["crossbar_layers"] == names and report["digital_layers"] == []
+    predicted = report["predicted"]
+    assert predicted["mse"] == pytest.approx(predicted["variance"] + predicted["bias2"])
+    assert predicted["mse"] == pytest.approx(np.mean(predicted["per_output_mse"]), rel=1e-5)
+    assert set(names) <= set(predicted["layers"])
+    assert sorted(predicted["noise_contributions"]) == sorted(names)
+    # Oracle: the sampled MSE of the very same noise model. 2 half-widths of the 95% t-interval
+    # over 20 draws is 4.2 standard errors.
+    mc = report["monte_carlo"]
+    assert mc["draws"] == 20 and mc["ci"][0] <= mc["mse"] <= mc["ci"][1]
+    assert abs(predicted["mse"] - mc["mse"]) <= 2 * mc["half_width"]
+
+
+def test_memse_power_budget_optimum_and_curve(commands):
+    _ok(commands["results"]["memse"])
+    power = _read_json(commands["dirs"]["memse"] / "report.json")["power"]
+    budget = power["power_budget_absolute"]
+    assert budget == pytest.approx(power["reference_power"])  # --power_budget=1
+    optimized, single = power["optimized"], power["best_single"]
+    # Both spend the budget; the per-layer Gmax is never worse than the best single one.
+    assert optimized["power"] == pytest.approx(budget, rel=1e-3)
+    assert single["power"] == pytest.approx(budget, rel=1e-3)
+    assert optimized["predicted_mse"] <= single["predicted_mse"]
+    assert single["gmax"] == pytest.approx(1.0, rel=1e-2)  # the power at --gmax=1 is the budget
+    for row in (optimized, single):
+        mc = row["monte_carlo"]
+        assert abs(row["samples_predicted_mse"] - mc["mse"]) <= 2 * mc["half_width"]
+    curve = power["curve"]
+    assert [row["relative_budget"] for row in curve] == [0.5, 1.0]
+    for row in curve:
+        assert row["per_layer"]["predicted_mse"] <= row["single"]["predicted_mse"]
+    assert curve[0]["single"]["predicted_mse"] > curve[1]["single"]["predicted_mse"]
+    # --gmax_steps=0 and the curve's steps=0: the same optimum at the same budget.
+    assert curve[1]["per_layer"]["predicted_mse"] == pytest.approx(optimized["predicted_mse"])
+
+
 # ---------------------------------------------------------------------------------------------
 # Flag validation in this process: the same parse + validate code the subprocesses run
 # ---------------------------------------------------------------------------------------------
@@ -299,6 +452,39 @@ BAD = [
     (["export", "MODEL", "--base_path=out", "--version=0"], "--version", ["[1, inf]"]),
     (["export", "MODEL", "--base_path=out", "--model_name=a b"], "--model_name", ["A-Za-z"]),
     (["summary"], "--model_path", ["required"]),
+    (["tune", "--tuner=smart"], "--tuner=smart", ["grid", "random", "bayesian", "hyperband"]),
+    (["tune", "--alphas=1"], "--alphas", ["2 distinct"]),
+    (["tune", "--alphas=1,1"], "--alphas", ["2 distinct", "1,1"]),
+    (["tune", "--alphas=0.1,-1"], "--alphas", ["> 0", "-1"]),
+    (["tune", "--alphas=0.1,x"], "--alphas", ["'x'"]),
+    (["tune", "--alpha_min=0"], "--alpha_min", ["> 0"]),
+    (["tune", "--alpha_min=1", "--alpha_max=0.5"], "--alpha_max", ["--alpha_min=1", "0.5"]),
+    (["tune", "--trials=1"], "--trials", ["[2, inf]"]),  # a grid over the range needs 2 ends
+    (["tune", "--tuner=random", "--trials=0"], "--trials", ["[1, inf]"]),
+    (["tune", "--tuner=hyperband", "--epochs=2"], "--epochs", ["hyperband", ">= 3"]),
+    (["tune", "--objective=loss"], "--objective=loss", ["score", "energy"]),
+    (["tune", "--energy_weight=-1"], "--energy_weight", [">= 0"]),
+    (["tune", "--max_step=0"], "--max_step", ["> 0"]),
+    (["tune", "--train_split=train[:1"], "--train_split", ["test[:500]"]),
+    (["tune", "--lanmax_warmup_epochs=-1"], "--lanmax_warmup_epochs", ["[0, inf]"]),
+    (["tune", "--width=0"], "--width", ["> 0"]),
+    (["tune", "--draws=1"], "--draws", ["[2, inf]"]),
+    (["memse"], "--model_path", ["required"]),
+    (["memse", "--model_path=nope.keras"], "--model_path", ["does not exist"]),
+    (["memse", "MODEL", "--mapping=analog"], "--mapping=analog", ["crossbar", "digital"]),
+    (["memse", "MODEL", "--sigma=-0.1"], "--sigma", [">= 0"]),
+    (["memse", "MODEL", "--gmax=0"], "--gmax", ["> 0"]),
+    (["memse", "MODEL", "--levels=1"], "--levels", ["0 (analog devices)", ">= 2", "1"]),
+    (["memse", "MODEL", "--quantization=round"], "--quantization=round", ["exact", "noise"]),
+    (["memse", "MODEL", "--cov_mode=exact"], "--cov_mode=exact", ["jacobian", "diagonal"]),
+    (["memse", "MODEL", "--tia_gain=0"], "--tia_gain", ["> 0"]),
+    (["memse", "MODEL", "--samples=0"], "--samples", ["[1, inf]"]),
+    (["memse", "MODEL", "--draws=1"], "--draws", ["[2, inf]"]),
+    (["memse", "MODEL", "--power_budget=0"], "--power_budget", ["> 0"]),
+    (["memse", "MODEL", "--power_budget=1", "--curve=1,-2"], "--curve", ["> 0", "-2"]),
+    (["memse", "MODEL", "--gmax_steps=-1"], "--gmax_steps", ["[0, inf]"]),
+    (["memse", "MODEL", "--calibration_samples=0"], "--calibration_samples", ["[1, inf]"]),
+    (["memse", "MODEL", "--split=test[:"], "--split", ["test[:500]"]),
     (["summary", "MODEL", "extra"], "unexpected arguments", ["extra"]),
     (["summary", "--no_such_flag"], "no_such_flag", []),
 ]
@@ -322,20 +508,40 @@ def test_valid_flags_pass_validation(parsed_flags, fake_model, capsys):
         ["sensitivity", f"--model_path={fake_model}", "--test_rate=0.25"],
         ["export", f"--model_path={fake_model}", "--base_path=out", "--version=3"],
         ["summary", f"--model_path={fake_model}"],
+        TUNE,
+        ["tune", "--tuner=bayesian", "--trials=3", "--alpha_min=0.1", "--alpha_max=1"],
+        ["tune", "--tuner=hyperband", "--epochs=3", "--objective=accuracy", "--resume"],
+        [*MEMSE, f"--model_path={fake_model}"],
+        ["memse", f"--model_path={fake_model}", "--mapping=digital", "--levels=0"],
+        ["memse", f"--model_path={fake_model}", "--nomonte_carlo", "--cov_mode=diagonal"],
     ]:
         flags.FLAGS.unparse_flags()
         assert _exit_code(argv, capsys) == (0, ""), argv
 
 
-def test_command_help_lists_the_commands_flags_and_exits_0(parsed_flags, capsys):
+HELP = [
+    ("sensitivity", ["--test_rate", "--model_path", "--draws", "--split", "--run_dir"], "--epochs"),
+    (
+        "tune",
+        ["--tuner", "--alphas", "--trials", "--train_split", "--width", "--epochs"],
+        "--sigma",
+    ),
+    ("memse", ["--sigma", "--gmax", "--levels", "--power_budget", "--model_path"], "--epochs"),
+]
+
+
+@pytest.mark.parametrize(("command", "listed", "unused"), HELP, ids=[h[0] for h in HELP])
+def test_command_help_lists_the_commands_flags_and_exits_0(
+    command, listed, unused, parsed_flags, capsys
+):
     with pytest.raises(SystemExit) as exit_info:
-        cli.run(["lanmax", "sensitivity", "--help"])
+        cli.run(["lanmax", command, "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith(importlib.import_module("tf_lanmax.cli.sensitivity").__doc__.rstrip())
-    for flag in ("--test_rate", "--model_path", "--draws", "--split", "--run_dir"):
-        assert flag in out
-    assert "--epochs" not in out  # a flag this command does not use
+    assert out.startswith(importlib.import_module(f"tf_lanmax.cli.{command}").__doc__.rstrip())
+    for flag in listed:
+        assert f"{flag}:" in out
+    assert f"{unused}:" not in out  # a flag this command does not use
 
 
 def test_help_prints_the_commands_and_exits_0(capsys):
@@ -352,9 +558,9 @@ def test_help_prints_the_commands_and_exits_0(capsys):
 
 def test_unknown_command_lists_all_commands(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.run(["lanmax", "tune"])
+        cli.run(["lanmax", "fit"])
     line = _one_line_error(exit_info.value.code, capsys.readouterr().err)
-    assert "'tune'" in line
+    assert "'fit'" in line
     for command in cli.COMMANDS:
         assert command in line
 
@@ -395,6 +601,42 @@ def test_evaluate_noise_mode_writes_report_and_plot(trained, tmp_path):
     zero = saved["noise"]["accuracy"][0]
     assert zero["mean"] == pytest.approx(saved["clean_accuracy"], abs=1e-6)
     assert zero["low"] == zero["high"] == zero["mean"]
+
+
+def test_memse_digital_mapping_keeps_the_stored_fault_rates(trained, tmp_path):
+    memse = importlib.import_module("tf_lanmax.cli.memse")
+    run_dir, _, trained_report = trained
+    path = str(run_dir / "model.keras")
+    report = memse.memse_and_report(path, str(tmp_path), samples=16, mapping="digital", draws=50)
+    assert sorted(os.listdir(tmp_path)) == ["memse_layers.png", "report.json"]
+    assert _read_json(tmp_path / "report.json")["predicted"]["mse"] == report["predicted"]["mse"]
+    names = [row["name"] for row in trained_report["energy"]["layers"]]
+    assert report["digital_layers"] == names and report["crossbar_layers"] == []
+    assert report["fault_rates"] == pytest.approx(
+        {row["name"]: row["fault_rate"] for row in trained_report["energy"]["layers"]}, rel=1e-6
+    )
+    assert report["predicted"]["power"]["total"] == 0  # no crossbar: no crossbar power
+    # The command mirrors the saved model itself: the library on the same model and images
+    # gives the same numbers (MemSE vs Monte-Carlo for digital faults: tests/test_memse_*.py;
+    # bit flips of binary weights are heavy-tailed and need thousands of draws).
+    model = flags_common.load_model(path)
+    x = tl.data.load_numpy("fashion_mnist_subset", "test", take=16)[0]
+    mirror = tl.memse.MemSE(model, tl.memse.Crossbar(), cov_mode="jacobian")
+    assert report["predicted"]["mse"] == pytest.approx(mirror.summary(x)["mse"], rel=1e-6)
+    sampled = tl.memse.monte_carlo(mirror, None, x, draws=50, seed=0)
+    assert report["monte_carlo"]["mse"] == pytest.approx(sampled.mse, rel=1e-6)
+
+
+def test_memse_power_budget_without_crossbar_layers_exits_2_before_work(
+    trained, parsed_flags, tmp_path, capsys
+):
+    # Only the loaded model tells that --mapping=digital leaves no Gmax: `main` reports it.
+    model, out = trained[0] / "model.keras", tmp_path / "out"
+    argv = ["lanmax", "memse", f"--model_path={model}", "--mapping=digital", "--power_budget=1"]
+    remaining = cli._parse_flags([*argv, f"--run_dir={out}", "--split=test[:16]"])
+    line = _one_line_error(cli.main(remaining), capsys.readouterr().err)
+    assert "--power_budget" in line and "--mapping=crossbar" in line
+    assert not out.exists()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 TF Serving is not installable here (DESIGN.md §6), so the contract is checked from the outside,
 the way the server sees an export:
 
-- a separate Python process that imports only TensorFlow and numpy loads each SavedModel and
-  calls its signatures; its outputs must equal `model.predict` with faults off *exactly*;
+- a separate Python process that imports only TensorFlow, numpy and TF Serving's protos loads
+  each SavedModel and calls its signatures; its outputs must equal `model.predict` with faults
+  off *exactly*;
 - `saved_model_cli show --all` / `run`, TensorFlow's own tools;
-- the warm-up file parsed back into `PredictRequest` protos that match the signature;
+- the warm-up file parsed back into `PredictRequest` protos that match the signature, and
+  replayed against the signature it names in the separate process, as TF Serving does on load;
 - TF Serving's REST bodies (row and columnar) built for the signatures.
 
 Starting TensorFlow costs most of the time on 2 busy cores, so one module fixture exports every
@@ -36,17 +38,21 @@ OUTPUTS = ("class", "probabilities")
 TIMEOUT = 300
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-# The separate process: TensorFlow and numpy only (no tf_lanmax, no Keras import of ours). For
-# every export in the spec it records the signatures' structured input/output specs, the op
-# types reachable from serving_default, and the outputs of:
+# The separate process: TensorFlow, numpy and the tensorflow_serving protos only (no tf_lanmax,
+# no Keras import of ours). For every export in the spec it records the signatures' structured
+# input/output specs, the op types reachable from serving_default, and the outputs of:
 #   serving_default twice; predict_with_faults at p = 0.5 (seed 1 twice, seed 2) and at
-#   p = 1e-12 (seed 1); serving_default again afterwards (predict_with_faults is stateless).
+#   p = 1e-12 (seed 1); serving_default again afterwards (predict_with_faults is stateless);
+#   every warm-up request of assets.extra/, parsed from its PredictionLog TFRecord and run
+#   against the signature it names, as TF Serving replays them before serving.
 LOADER = r"""
 import json
+import os
 import sys
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 spec_path, report_path = sys.argv[1:]
 with open(spec_path) as f:
@@ -71,6 +77,15 @@ def op_types(graph_def):
                     seen.add(name)
                     stack.extend(library[name].node_def)
     return sorted(types)
+
+
+def warmup_requests(export):
+    # TF Serving's layout: a TFRecord of PredictionLog protos, one request per record.
+    path = os.path.join(export, "assets.extra", "tf_serving_warmup_requests")
+    for raw in tf.data.TFRecordDataset(path):
+        log = prediction_log_pb2.PredictionLog.FromString(raw.numpy())
+        assert log.WhichOneof("log_type") == "predict_log", log.WhichOneof("log_type")
+        yield log.predict_log.request
 
 
 report = {}
@@ -102,10 +117,21 @@ for name, job in spec.items():
             record(tag, faulty(images=images, fault_rates=tf.fill([n], tf.constant(p)),
                                seed=tf.constant(seed, tf.int64)))
     record("serve_after", serve(images=images))
+    warmup = []
+    for i, request in enumerate(warmup_requests(job["export"])):
+        fn = loaded.signatures[request.model_spec.signature_name]
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        record(f"warmup_{i}", fn(**inputs))
+        for key, value in inputs.items():
+            outputs[f"warmup_{i}/inputs/{key}"] = value.numpy()
+        model_spec = request.model_spec
+        warmup.append({"model_name": model_spec.name, "inputs": sorted(inputs),
+                       "signature_name": model_spec.signature_name})
     np.savez(job["outputs"], **outputs)
     report[name] = {
         "signatures": signatures,
         "serving_default_ops": op_types(serve.graph.as_graph_def()),
+        "warmup": warmup,
     }
 report["tf_lanmax_imported"] = "tf_lanmax" in sys.modules
 with open(report_path, "w") as f:
@@ -249,6 +275,11 @@ class Served:
     """What the fixture built: models, export paths and the outside processes' results."""
 
 
+def _warmup_rows(s, kind):
+    """The rows of `kind`'s warm-up requests: the examples given, else one zero image."""
+    return s.warmup if kind == "binary_cnn" else np.zeros((1, *INPUT_SHAPE), np.float32)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
@@ -292,12 +323,16 @@ def served(tmp_path_factory):
     spec_path.write_text(json.dumps(spec))
     processes["loader"] = _start([sys.executable, "-c", LOADER, str(spec_path), str(report_path)])
 
-    # Reference predictions in this process, with faults off, while the others run.
-    s.expected, s.deployed = {}, {}
+    # Reference predictions in this process, with faults off, while the others run; the
+    # warm-up rows one request (one predict call) at a time, as the process replays them.
+    s.expected, s.deployed, s.warmup_expected = {}, {}, {}
     for name, model in s.models.items():
         inner = getattr(model, "inner", model)
         with tl.faults_disabled(inner):
             s.expected[name] = inner.predict(s.images, verbose=0)
+            s.warmup_expected[name] = [
+                inner.predict(row[None], verbose=0) for row in _warmup_rows(s, name)
+            ]
         clean = tl.export.deployment_model(inner)
         s.deployed[name] = None if clean is None else clean.predict(s.images, verbose=0)
 
@@ -470,6 +505,25 @@ def test_warmup_requests_match_the_serving_signature(served):
         assert len(array.shape) == len(spec_shape)
         assert all(s is None or s == d for s, d in zip(spec_shape, array.shape, strict=True))
         np.testing.assert_array_equal(array[0], row)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_warmup_requests_run_in_the_separate_process_and_equal_predict(served, kind):
+    # The outside process parsed each request itself and ran it against the signature it names.
+    requests = served.report[kind]["warmup"]
+    rows, out = _warmup_rows(served, kind), served.outputs[kind]
+    inner = getattr(served.models[kind], "inner", served.models[kind])
+    assert len(requests) == len(rows) == len(served.warmup_expected[kind])
+    for i, (request, row) in enumerate(zip(requests, rows, strict=True)):
+        assert request == {
+            "model_name": inner.name,
+            "signature_name": "serving_default",
+            "inputs": ["images"],
+        }
+        np.testing.assert_array_equal(out[f"warmup_{i}/inputs/images"], row[None])
+        expected = served.warmup_expected[kind][i]
+        np.testing.assert_array_equal(out[f"warmup_{i}/probabilities"], expected)
+        np.testing.assert_array_equal(out[f"warmup_{i}/class"], np.argmax(expected, axis=-1))
 
 
 def test_default_warmup_is_one_zero_image(served):

@@ -8,6 +8,7 @@ Usage errors (a bad flag value, a missing file) raise `UsageError`; `lanmax` pri
 on one line and exits with status 2, before any work is done.
 """
 
+import contextlib
 import os
 import sys
 
@@ -33,6 +34,10 @@ flags.DEFINE_float("confidence", 0.95, "Coverage of the confidence intervals.")
 flags.DEFINE_integer("seed", 0, "Seed of weights, data order and fault draws.")
 flags.DEFINE_float("alpha", 1.0, "LaNMax energy weight (>= 0).")
 flags.DEFINE_string("model_path", None, "A .keras model saved by `lanmax train`.")
+flags.DEFINE_string("train_split", "train", "TFDS split to train on, e.g. 'train[:2000]'.")
+flags.DEFINE_float("width", None, "Width: binary_cnn's multiplier (1), binary_wrn's factor (4).")
+flags.DEFINE_float("learning_rate", 3e-3, "Peak Adam learning rate (cosine decay).")
+flags.DEFINE_integer("lanmax_warmup_epochs", 1, "LaNMax epochs that record but do not update p.")
 
 
 class UsageError(ValueError):
@@ -60,6 +65,41 @@ def check_positive_flag(flag, value, **kwargs):
 
 def check_int_flag(flag, value, **kwargs):
     return checked(check_int, flag, value, **kwargs)
+
+
+def parse_floats(flag, values, allow_zero=False, allow_empty=False):
+    """A list flag (`--alphas=0.1,1,10`) as finite floats > 0 (>= 0 with `allow_zero`).
+
+    Args:
+        flag: the flag's name, for the message.
+        values: the strings absl parsed from the comma-separated value.
+        allow_zero: whether 0 is allowed. Defaults to `False`.
+        allow_empty: whether an empty list is allowed. Defaults to `False`.
+
+    Returns:
+        The values as a list of floats.
+
+    Raises:
+        UsageError: naming the flag, what is allowed and the offending value.
+
+    Example:
+    >>> parse_floats("alphas", ["0.1", "1"])
+    [0.1, 1.0]
+    """
+    if not values and not allow_empty:
+        what = ">= 0" if allow_zero else "> 0"
+        raise UsageError(f"--{flag} must list at least one number {what}. Received: --{flag}=")
+    numbers = []
+    for value in values:
+        try:
+            numbers.append(check_positive_flag(flag, float(value), allow_zero=allow_zero))
+        except (ValueError, UsageError):
+            what = ">= 0" if allow_zero else "> 0"
+            raise UsageError(
+                f"--{flag} must list finite numbers {what}, separated by commas. Received: "
+                f"{value!r} in --{flag}={','.join(values)}"
+            ) from None
+    return numbers
 
 
 def check_split(flag, value):
@@ -96,6 +136,10 @@ def check_common(flag_values, names):
         "seed": lambda v: check_int_flag("seed", v, low=0),
         "alpha": lambda v: check_positive_flag("alpha", v, allow_zero=True),
         "split": lambda v: check_split("split", v),
+        "train_split": lambda v: check_split("train_split", v),
+        "width": lambda v: v is None or check_positive_flag("width", v),
+        "learning_rate": lambda v: check_positive_flag("learning_rate", v),
+        "lanmax_warmup_epochs": lambda v: check_int_flag("lanmax_warmup_epochs", v, low=0),
         "model_path": check_model_path,
     }
     for name in names:
@@ -113,14 +157,34 @@ def keras_verbose():
     return 1 if sys.stdout.isatty() else 2
 
 
-def load_data(dataset, split, batch_size, flag="split", **kwargs):
-    """`tl.data.load`; a missing dataset or a bad split becomes a one-line `UsageError`."""
+@contextlib.contextmanager
+def _data_usage_errors(dataset, split, flag):
+    """A missing dataset or a bad split, found on loading, becomes a one-line `UsageError`."""
     try:
-        return tl.data.load(dataset, split, batch_size=batch_size, **kwargs)
+        yield
     except tl.data.DatasetUnavailableError as error:
         raise UsageError(f"--dataset={dataset}: {' '.join(str(error).split())}") from None
     except ValueError as error:
         raise UsageError(f"--{flag}={split!r}: {' '.join(str(error).split())}") from None
+
+
+def load_data(dataset, split, batch_size, flag="split", **kwargs):
+    """`tl.data.load`; a missing dataset or a bad split becomes a one-line `UsageError`."""
+    with _data_usage_errors(dataset, split, flag):
+        return tl.data.load(dataset, split, batch_size=batch_size, **kwargs)
+
+
+def load_images(dataset, split, take, flag="split"):
+    """The first `take` images of a split as a float32 array (`tl.data.load_numpy`).
+
+    Raises:
+        UsageError: naming `--{flag}` for a bad or empty split, `--dataset` for a missing one.
+    """
+    with _data_usage_errors(dataset, split, flag):
+        x, _ = tl.data.load_numpy(dataset, split, take=take)
+    if len(x) == 0:
+        raise UsageError(f"--{flag} holds no images. Received: --{flag}={split!r}")
+    return x
 
 
 def load_model(path):

@@ -7,9 +7,16 @@ Commands:
   train        train --model (binary_cnn, binary_wrn) with faults at --fault_rate, optionally
                learning p per layer (--lanmax --alpha) and sharpness-aware (--sam --rho); write
                <run_dir>/model.keras, report.json and the LaNMax plots.
+  tune         search LaNMax's alpha with Keras Tuner (--tuner grid|random|bayesian|hyperband,
+               --alphas or --alpha_min/--alpha_max/--trials); print the energy/accuracy Pareto
+               front; report.json (front with CIs, hypervolume), front.png and tuner/.
   evaluate     accuracy of --model_path under faults or conductance noise (--mode, --sigmas),
                Monte-Carlo over --draws with a confidence interval; report.json (+ PNG).
   sensitivity  accuracy with one faulty layer at a time at --test_rate; report.json and PNG.
+  memse        predicted MSE of --model_path's logits on a noisy crossbar (--sigma, --gmax,
+               --levels) or its faulty memory (--mapping digital), total and per layer, against
+               Monte-Carlo (--draws, CI); --power_budget spreads Gmax across layers and draws
+               the MSE-vs-power curve; report.json and PNGs.
   export       a versioned TF Serving SavedModel in --base_path; prints the version folder.
   summary      print the memory-energy table of --model_path.
 
@@ -25,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-COMMANDS = ("demo", "train", "evaluate", "sensitivity", "export", "summary")
+COMMANDS = ("demo", "train", "tune", "evaluate", "sensitivity", "memse", "export", "summary")
 HELP = ("-h", "--help", "-?", "--helpshort", "--helpfull")
 
 

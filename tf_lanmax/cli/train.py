@@ -30,14 +30,10 @@ WEIGHT_FORMATS = tuple(tl.formats.ALIASES)
 FAULT_MODELS = tuple(tl.faults.ALIASES)
 
 flags.DEFINE_enum("model", "binary_cnn", MODELS, "Network to train.")
-flags.DEFINE_float("width", None, "Width: binary_cnn's multiplier (1), binary_wrn's factor (4).")
 flags.DEFINE_integer("depth", 16, "Depth of binary_wrn (6n + 4).")
 flags.DEFINE_enum("weight_format", "binary", WEIGHT_FORMATS, "How kernels are stored.")
 flags.DEFINE_enum("fault_model", "bit_flip", FAULT_MODELS, "What the memory does to stored bits.")
-flags.DEFINE_string("train_split", "train", "TFDS split to train on, e.g. 'train[:2000]'.")
-flags.DEFINE_float("learning_rate", 3e-3, "Peak Adam learning rate (cosine decay).")
 flags.DEFINE_bool("lanmax", False, "Learn each layer's fault rate with tl.LaNMax.")
-flags.DEFINE_integer("lanmax_warmup_epochs", 1, "LaNMax epochs that record but do not update p.")
 flags.DEFINE_enum("sam", "none", SAM_RULES, "Sharpness-aware rule (tl.SharpnessAwareModel).")
 flags.DEFINE_float("rho", None, "Sharpness-aware radius. Defaults to the rule's.")
 
@@ -52,23 +48,22 @@ SHARED_FLAGS = (
     "seed",
     "alpha",
     "split",
+    "train_split",
+    "width",
+    "learning_rate",
+    "lanmax_warmup_epochs",
 )
 
 
 def validate(flag_values):
     """Raises `UsageError` for a bad flag value, before any work."""
     common.check_common(flag_values, SHARED_FLAGS)
-    common.check_split("train_split", flag_values.train_split)
-    if flag_values.width is not None:
-        common.check_positive_flag("width", flag_values.width)
     if flag_values.model == "binary_wrn" and (
         flag_values.depth < 10 or (flag_values.depth - 4) % 6
     ):
         raise common.UsageError(
             f"--depth must be 6n + 4 (10, 16, 22, ...). Received: --depth={flag_values.depth}"
         )
-    common.check_positive_flag("learning_rate", flag_values.learning_rate)
-    common.check_int_flag("lanmax_warmup_epochs", flag_values.lanmax_warmup_epochs, low=0)
     if flag_values.lanmax and flag_values.fault_model == "none":
         raise common.UsageError(
             "--lanmax needs a fault model to learn p for; --fault_model must be one of "
