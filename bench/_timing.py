@@ -5,11 +5,32 @@ import time
 import numpy as np
 
 
-def median_fit_times(runs, x, y, batch_size, rounds):
-    """Median wall time of one `fit` epoch per contender, measured in one run.
+def alternating_times(calls, rounds):
+    """Wall times of `rounds` calls per contender, measured in one run.
 
-    Each contender is traced and warmed up first; then the contenders alternate `rounds` times,
-    so drift in machine load hits all of them alike.
+    Each contender is called once first (tracing, warm-up; not timed); then the contenders
+    alternate `rounds` times, so drift in machine load hits all of them alike.
+
+    Args:
+        calls: {name: callable taking no argument}.
+        rounds: timed calls per contender.
+
+    Returns:
+        {name: list of seconds, one per round}.
+    """
+    for call in calls.values():
+        call()
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median_fit_times(runs, x, y, batch_size, rounds):
+    """Median wall time of one `fit` epoch per contender (`alternating_times`).
 
     Args:
         runs: {name: (compiled model, list of callbacks)}.
@@ -20,19 +41,18 @@ def median_fit_times(runs, x, y, batch_size, rounds):
     Returns:
         {name: median seconds per epoch}.
     """
-    times = {name: [] for name in runs}
-    for model, callbacks in runs.values():
-        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=callbacks)
-    for _ in range(rounds):
-        for name, (model, callbacks) in runs.items():
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=callbacks)
-            times[name].append(time.perf_counter() - start)
+
+    def epoch(model, callbacks):
+        return lambda: model.fit(
+            x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=callbacks
+        )
+
+    times = alternating_times({name: epoch(*run) for name, run in runs.items()}, rounds)
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def random_images(batch_size, steps, seed=0):
-    """`steps` batches of random 28x28x1 images and labels: timing needs shapes, not data."""
+def random_images(batch_size, steps, seed=0, shape=(28, 28, 1)):
+    """`steps` batches of random images of `shape` and labels: timing needs shapes, not data."""
     rng = np.random.default_rng(seed)
     n = batch_size * steps
-    return rng.random((n, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, n)
+    return rng.random((n, *shape), dtype=np.float32), rng.integers(0, 10, n)

@@ -11,6 +11,7 @@ Example:
 
 from tf_lanmax import (
     data,
+    distribute,
     energy,
     evaluation,
     export,
@@ -49,6 +50,7 @@ __all__ = [
     "SharpnessAwareModel",
     "__version__",
     "data",
+    "distribute",
     "energy",
     "evaluate_under_faults",
     "evaluate_under_noise",

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from tf_lanmax._validation import check_int, check_one_of, check_positive, check_probability
+from tf_lanmax.distribute import shared_seed
 from tf_lanmax.energy import EnergyModel
 from tf_lanmax.lanmax.ols import fit_rate_gradient
 from tf_lanmax.layers import faulty_layers
@@ -50,7 +51,8 @@ class LaNMax(keras.callbacks.Callback):
         warmup_epochs: epochs that record points but do not update p. Defaults to `1`.
         time_regressor: add the within-epoch time column to the fit. Defaults to `True`.
         seed: seed of the perturbations (one stream per epoch, so a resumed run draws the same).
-            Defaults to `None`.
+            Defaults to `None` (a fresh seed per `fit`, the chief's on every worker under a
+            multi-worker strategy).
 
     Example:
     >>> lanmax = tl.LaNMax(alpha=1.0, seed=0)
@@ -134,6 +136,9 @@ class LaNMax(keras.callbacks.Callback):
             )
         self._bits = np.array([layer.stored_bits for layer in self.layers], dtype=np.float64)
         self._x = None  # read at the first epoch, after BackupAndRestore's on_train_begin
+        # Under a multi-worker strategy every worker runs this callback, and all must draw the
+        # same perturbed p: without a seed they share the chief's (tf_lanmax.distribute).
+        self._seed = self.seed if self.seed is not None else shared_seed(self.model)
 
     def _read_rates(self):
         # Continue from the layers' current p: after BackupAndRestore that is the learned p.
@@ -146,7 +151,7 @@ class LaNMax(keras.callbacks.Callback):
         if self._x is None:
             self._read_rates()
         self._epoch = epoch
-        self._rng = np.random.default_rng(None if self.seed is None else [self.seed, epoch])
+        self._rng = np.random.default_rng([self._seed, epoch])
         self._points = []
         self._previous_mean = 0.0
         self._epoch_skipped = 0
