@@ -113,14 +113,6 @@ def multi_worker_strategy(*args, **kwargs):
     ...     model.compile("adam", "sparse_categorical_crossentropy")
     >>> model.fit(dataset, epochs=3, steps_per_epoch=100, callbacks=[tl.LaNMax(alpha=1.0)])
     """
-    import tensorflow as tf  # only this helper is TensorFlow-specific
+    from tf_lanmax.distribute_tensorflow import fit_compatible_strategy
 
-    class FitCompatibleMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
-        def reduce(self, reduce_op, value, axis=None):
-            if tf.nest.is_nested(value):
-                return tf.nest.map_structure(lambda v: self.reduce(reduce_op, v, axis), value)
-            if axis is not None and self.experimental_local_results(value)[0].shape.rank == 0:
-                axis = None
-            return super().reduce(reduce_op, value, axis)
-
-    return FitCompatibleMultiWorkerMirroredStrategy(*args, **kwargs)
+    return fit_compatible_strategy(*args, **kwargs)
