@@ -307,3 +307,226 @@ def test_model_without_faulty_layers_raises(data):
 def test_bad_arguments_raise(model, data, kwargs, name):
     with pytest.raises(ValueError, match=name):
         evaluate_under_faults(model, data, **{"draws": 2, "verbose": 0, **kwargs})
+
+
+# ---------------------------------------------------------------------------------------------
+# batched Monte-Carlo (method="batched" / "vectorized") against K model.evaluate calls
+# ---------------------------------------------------------------------------------------------
+
+BATCHED = ("batched", "vectorized")
+
+
+@pytest.mark.parametrize("method", BATCHED)
+def test_batched_draws_equal_sequential_draws(model, data, method):
+    """The oracle is `model.evaluate` itself: the same seeds give the same fault streams."""
+    reference = evaluate_under_faults(model, data, draws=4, seed=3, verbose=0, method="sequential")
+    result = evaluate_under_faults(model, data, draws=4, seed=3, verbose=0, method=method)
+    assert result.metric == reference.metric == "accuracy"
+    np.testing.assert_allclose(result.per_draw_accuracy, reference.per_draw_accuracy, atol=1e-6)
+    np.testing.assert_allclose(result.per_draw_loss, reference.per_draw_loss, rtol=1e-5)
+    assert np.std(result.per_draw_accuracy) > 0  # p = 0.05: the draws really differ
+
+
+@pytest.mark.parametrize("method", BATCHED)
+def test_batched_dataset_with_sample_weights_equals_sequential(model, data, method):
+    x, y = data
+    weights = np.linspace(0.1, 2.0, len(y)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(40)  # last batch of 16
+    reference = evaluate_under_faults(model, ds, draws=3, seed=5, verbose=0, method="sequential")
+    result = evaluate_under_faults(model, ds, draws=3, seed=5, verbose=0, method=method)
+    np.testing.assert_allclose(result.per_draw_accuracy, reference.per_draw_accuracy, atol=1e-6)
+    np.testing.assert_allclose(result.per_draw_loss, reference.per_draw_loss, rtol=1e-5)
+
+
+def test_batched_supports_one_hot_labels_logits_and_activity_losses(data):
+    """Keras' own loss and metric objects run per draw: categorical accuracy, from_logits, and
+    an activity regulariser's loss (collected in the stateless scope) all match `evaluate`."""
+    x, y = data
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            tl.FaultyDense(16, fault_rate=0.05, seed=0, activity_regularizer="l2"),
+            tl.FaultyDense(3, fault_rate=0.05, seed=1),
+        ]
+    )
+    model.compile(
+        "sgd",
+        keras.losses.CategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy", "top_k_categorical_accuracy"],
+    )
+    one_hot = np.eye(3, dtype="float32")[y]
+    reference = evaluate_under_faults(
+        model, (x, one_hot), draws=3, seed=1, verbose=0, method="sequential"
+    )
+    result = evaluate_under_faults(model, (x, one_hot), draws=3, seed=1, verbose=0)
+    np.testing.assert_allclose(result.per_draw_accuracy, reference.per_draw_accuracy, atol=1e-6)
+    np.testing.assert_allclose(result.per_draw_loss, reference.per_draw_loss, rtol=1e-5)
+
+
+def test_batched_at_zero_rate_equals_clean_evaluate(model, data):
+    with tl.faults_disabled(model):
+        clean = model.evaluate(*data, verbose=0, return_dict=True)
+        result = evaluate_under_faults(model, data, draws=3, seed=0, verbose=0)
+    assert result.per_draw_accuracy == (pytest.approx(clean["accuracy"], abs=1e-6),) * 3
+    np.testing.assert_allclose(result.per_draw_loss, clean["loss"], rtol=1e-6)
+    assert result.accuracy.half_width == pytest.approx(0.0, abs=1e-9)
+
+
+def test_batched_is_reproducible_and_chunking_does_not_change_draws(model, data):
+    first = evaluate_under_faults(model, data, draws=5, seed=11, verbose=0)
+    again = evaluate_under_faults(model, data, draws=5, seed=11, verbose=0)
+    assert first.per_draw_accuracy == again.per_draw_accuracy
+    assert first.per_draw_loss == again.per_draw_loss
+    chunked = evaluate_under_faults(model, data, draws=5, seed=11, verbose=0, batch_draws=2)
+    np.testing.assert_allclose(chunked.per_draw_accuracy, first.per_draw_accuracy, atol=1e-6)
+    np.testing.assert_allclose(chunked.per_draw_loss, first.per_draw_loss, rtol=1e-6)
+    other = evaluate_under_faults(model, data, draws=5, seed=12, verbose=0)
+    assert other.per_draw_loss != first.per_draw_loss
+
+
+def test_batched_without_seed_gives_fresh_draws(model, data):
+    first = evaluate_under_faults(model, data, draws=3, seed=None, verbose=0)
+    second = evaluate_under_faults(model, data, draws=3, seed=None, verbose=0)
+    assert first.per_draw_loss != second.per_draw_loss
+
+
+def _blobs(n, seed):
+    centres = np.random.default_rng(100).normal(scale=0.7, size=(3, 8))
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    return (centres[y] + rng.normal(size=(n, 8))).astype("float32"), y.astype("int32")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A binary MLP trained at p = 1e-3 that faults at p = 0.05 visibly hurt."""
+    keras.utils.set_random_seed(4)
+    model = _tiny_model(fault_rate=1e-3)
+    model.compile(
+        keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    model.fit(*_blobs(600, 0), epochs=30, batch_size=60, verbose=0)
+    return model, _blobs(300, 1)
+
+
+def test_batched_and_sequential_agree_statistically_on_independent_draws(trained):
+    """Independent seeds: Welch's t-test of the per-draw accuracies, two-sided p > 1e-3.
+
+    And the test can fail: against the sequential way at 2p the p-value is < 1e-3.
+    """
+    model, test = trained
+    tl.set_fault_rates(model, 0.05)
+    batched = evaluate_under_faults(model, test, draws=20, seed=1, verbose=0)
+    sequential = evaluate_under_faults(
+        model, test, draws=20, seed=2, verbose=0, method="sequential"
+    )
+    with tl.faults_disabled(model):
+        clean = model.evaluate(*test, verbose=0, return_dict=True)["accuracy"]
+    assert batched.mean < clean - 0.05  # faults matter at this rate
+    assert (
+        stats.ttest_ind(
+            batched.per_draw_accuracy, sequential.per_draw_accuracy, equal_var=False
+        ).pvalue
+        > 1e-3
+    )
+    tl.set_fault_rates(model, 0.1)
+    doubled = evaluate_under_faults(model, test, draws=20, seed=2, verbose=0, method="sequential")
+    tl.set_fault_rates(model, 1e-3)
+    assert (
+        stats.ttest_ind(
+            batched.per_draw_accuracy, doubled.per_draw_accuracy, equal_var=False
+        ).pvalue
+        < 1e-3
+    )
+
+
+def test_batched_target_half_width_extends_in_chunks(model, data):
+    pilot = 3
+    sequential = evaluate_under_faults(
+        model,
+        data,
+        draws=pilot,
+        target_half_width=1e-9,
+        max_draws=8,
+        seed=0,
+        verbose=0,
+        method="sequential",
+    )
+    batched = evaluate_under_faults(
+        model,
+        data,
+        draws=pilot,
+        target_half_width=1e-9,
+        max_draws=8,
+        seed=0,
+        verbose=0,
+        batch_draws=2,
+    )
+    assert batched.draws == sequential.draws == 8
+    np.testing.assert_allclose(batched.per_draw_accuracy, sequential.per_draw_accuracy, atol=1e-6)
+
+
+def test_batched_refuses_a_one_shot_iterator(model, data):
+    x, y = data
+    batches = ((x[i : i + 32], y[i : i + 32]) for i in range(0, len(x), 32))
+    with pytest.raises(ValueError, match="sequential"):
+        evaluate_under_faults(model, batches, draws=2, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"method": "fast"}, "method"),
+        ({"method": None}, "method"),
+        ({"batch_draws": 0}, "batch_draws"),
+        ({"batch_draws": 1.5}, "batch_draws"),
+    ],
+)
+def test_bad_batched_arguments_raise(model, data, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        evaluate_under_faults(model, data, **{"draws": 2, "verbose": 0, **kwargs})
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate_under_noise, batched
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def float_model():
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
+    )
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
+    model.fit(*_blobs(300, 0), epochs=10, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("method", BATCHED)
+def test_noise_batched_equals_sequential_and_sigma_zero_is_clean(float_model, data, method):
+    sigmas = [0.0, 0.5]
+    clean = float_model.evaluate(*data, verbose=0, return_dict=True)
+    reference = tl.evaluate_under_noise(
+        float_model, data, sigmas, draws=3, seed=2, verbose=0, method="sequential"
+    )
+    result = tl.evaluate_under_noise(
+        float_model, data, sigmas, draws=3, seed=2, verbose=0, method=method, batch_draws=2
+    )
+    np.testing.assert_allclose(result.per_draw_accuracy, reference.per_draw_accuracy, atol=1e-6)
+    assert result.at(0.0).mean == pytest.approx(clean["accuracy"], abs=1e-6)
+    assert result.loss[0].mean == pytest.approx(clean["loss"], rel=1e-5)
+    assert result.at(0.5).std > 0
+    np.testing.assert_allclose(
+        [i.mean for i in result.loss], [i.mean for i in reference.loss], rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, name", [({"method": "x"}, "method"), ({"batch_draws": 0}, "batch_draws")]
+)
+def test_noise_bad_batched_arguments_raise(float_model, data, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        tl.evaluate_under_noise(float_model, data, [0.1], **{"draws": 2, "verbose": 0, **kwargs})

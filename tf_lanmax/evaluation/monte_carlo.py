@@ -5,8 +5,10 @@ import hashlib
 
 import keras
 import numpy as np
+from keras import ops
 
 from tf_lanmax._validation import check_int, check_probability
+from tf_lanmax.evaluation.batched import DrawPasses, check_method
 from tf_lanmax.evaluation.statistics import Interval, draws_for_half_width, t_interval
 from tf_lanmax.layers import faulty_layers
 
@@ -78,15 +80,24 @@ def evaluate_under_faults(
     seed=0,
     verbose="auto",
     batch_size=None,
+    method="batched",
+    batch_draws=None,
 ):
     """Evaluates a compiled model under K independent fault draws.
 
-    Each draw reseeds every faulty layer from ``hash(seed, draw, layer)`` and runs
-    `model.evaluate` on `data`, with faults redrawn at every forward pass as in training (the
-    scope of a draw is one pass over `data`). Reports the mean accuracy and loss with a Student-t
+    Draw k seeds every faulty layer from ``hash(seed, k, layer)`` and evaluates `data` with
+    faults redrawn at every forward pass (one pattern per data batch), as in training: the scope
+    of a draw is one pass over `data`. Reports the mean accuracy and loss with a Student-t
     interval across draws (ALGORITHMS.md §9). With `target_half_width`, `draws` is the pilot and
     K is raised until the interval's half-width is at most the target (sequential stopping, which
     slightly under-covers) or `max_draws` is reached.
+
+    With `method="batched"` (the default) each data batch is read once per chunk of
+    `batch_draws` draws and one compiled pass runs all of them (Keras' test step per draw, on
+    per-draw seed states and metric states); `"vectorized"` maps the draws on a draw axis
+    (`keras.ops.vectorized_map`, for accelerators); `"sequential"` calls `model.evaluate` once
+    per draw. All three draw the same fault patterns for the same seed, so they agree draw by
+    draw up to float rounding.
 
     Args:
         model: a compiled Keras model with faulty layers and an accuracy metric.
@@ -95,13 +106,21 @@ def evaluate_under_faults(
         confidence: coverage of the interval. Defaults to `0.95`.
         target_half_width: wanted half-width of the accuracy interval, or None. Defaults to `None`.
         max_draws: upper bound on K with `target_half_width`. Defaults to `200`.
-        seed: int base seed (reproducible draws) or None (continue the layers' streams).
-            Defaults to `0`.
+        seed: int base seed (reproducible draws) or None (fresh draws: the sequential method
+            continues the layers' streams, the batched ones take a base seed from the first
+            faulty layer's stream). Defaults to `0`.
         verbose: `"auto"`, 0 or 1; shows a progress bar over draws. Defaults to `"auto"`.
         batch_size: batch size when `data` is arrays. Defaults to `None` (Keras' 32).
+        method: `"batched"`, `"vectorized"` or `"sequential"`. Defaults to `"batched"`.
+        batch_draws: draws per compiled pass with the batched methods (memory grows with it
+            under `"vectorized"`), >= 1, or None for `draws`. Defaults to `None`.
 
     Returns:
         A `FaultEvaluation` (`.mean`, `.ci`, `.accuracy`, `.loss`, `.to_dict()`).
+
+    Raises:
+        ValueError: for a bad argument, a model without faulty layers or accuracy metric, or
+            data the batched methods cannot read twice (use `method="sequential"`).
 
     Example:
     >>> result = tl.evaluate_under_faults(model, test_ds, draws=20)
@@ -115,41 +134,37 @@ def evaluate_under_faults(
             f"`target_half_width` must be > 0 or None. Received: target_half_width="
             f"{target_half_width!r}"
         )
-    if not faulty_layers(model):
-        raise ValueError(f"Model '{model.name}' has no faulty layer to draw faults for.")
-    if isinstance(data, tuple) and len(data) == 2:
-        x, y = data
-        kwargs = {"x": x, "y": y, "batch_size": batch_size}
-    else:
-        kwargs = {"x": data}
+    method, batch_draws = check_method(method, batch_draws)
     layers = faulty_layers(model)
+    if not layers:
+        raise ValueError(f"Model '{model.name}' has no faulty layer to draw faults for.")
+    if method == "sequential":
+        run = _sequential_runner(model, data, layers, seed, batch_size)
+    else:
+        run = _batched_runner(model, data, layers, seed, batch_size, method, batch_draws or draws)
     accuracies, losses, metric = [], [], None
     bar = None
     if verbose == 1 or (verbose == "auto" and target_half_width is None and draws >= 5):
         bar = keras.utils.Progbar(draws if target_half_width is None else None, unit_name="draw")
 
-    def run_draw(k):
+    def run_draws(first, count):
         nonlocal metric
-        if seed is not None:
-            for i, layer in enumerate(layers):
-                layer.reseed(draw_seed(seed, k, i))
-        results = model.evaluate(**kwargs, verbose=0, return_dict=True)
-        metric = metric or _accuracy_key(results)
-        accuracies.append(float(results[metric]))
-        losses.append(float(results["loss"]))
+        for results in run(range(first, first + count)):
+            metric = metric or _accuracy_key(results)
+            accuracies.append(float(results[metric]))
+            losses.append(float(results["loss"]))
         if bar is not None:
-            bar.add(1, [(metric, accuracies[-1])])
+            bar.add(count, [(metric, accuracies[-1])])
 
-    for k in range(draws):
-        run_draw(k)
+    run_draws(0, draws)
     if target_half_width is not None:
         k = draws
         while k < max_draws and t_interval(accuracies, confidence).half_width > target_half_width:
             std = float(np.std(accuracies, ddof=1))
             goal = draws_for_half_width(std, target_half_width, confidence)
-            for _ in range(min(goal, max_draws) - k if goal > k else 1):
-                run_draw(k)
-                k += 1
+            count = min(goal, max_draws) - k if goal > k else 1
+            run_draws(k, count)
+            k += count
     return FaultEvaluation(
         accuracy=t_interval(accuracies, confidence),
         loss=t_interval(losses, confidence),
@@ -157,3 +172,41 @@ def evaluate_under_faults(
         per_draw_loss=tuple(losses),
         metric=metric,
     )
+
+
+def _sequential_runner(model, data, layers, seed, batch_size):
+    if isinstance(data, tuple) and len(data) == 2:
+        kwargs = {"x": data[0], "y": data[1], "batch_size": batch_size}
+    else:
+        kwargs = {"x": data}
+
+    def run(ks):
+        for k in ks:
+            if seed is not None:
+                for i, layer in enumerate(layers):
+                    layer.reseed(draw_seed(seed, k, i))
+            yield model.evaluate(**kwargs, verbose=0, return_dict=True)
+
+    return run
+
+
+def _batched_runner(model, data, layers, seed, batch_size, method, batch_draws):
+    states = [layer.seed_generator.state for layer in layers]
+    passes = DrawPasses(model, data, states, batch_draws, batch_size=batch_size, method=method)
+    if seed is None:
+        seed = int(
+            ops.convert_to_numpy(
+                keras.random.randint((), 0, 2**31 - 1, seed=layers[0].seed_generator)
+            )
+        )
+    dtypes = [keras.backend.standardize_dtype(s.dtype) for s in states]
+
+    def run(ks):
+        # Draw k starts each layer's stream where `layer.reseed(draw_seed(seed, k, i))` puts it.
+        values = [
+            np.array([[draw_seed(seed, k, i), 0] for k in ks], dtype=dtype)
+            for i, dtype in enumerate(dtypes)
+        ]
+        return passes.evaluate(values)
+
+    return run

@@ -1,0 +1,112 @@
+"""Monte-Carlo evaluation time, batched draws over the sequential way, measured in one run.
+
+Faults: K fault draws of the binary CNN (bit flips at p = 1e-2) on the first `--images` bundled
+Fashion-MNIST test images (compute-bound), and of a small binary MLP on as many random feature
+vectors (overhead-bound). Noise: K conductance-noise draws (sigma = 0.1) of the float CNN on the
+same images. Each is timed with `method="sequential"` (K `model.evaluate` calls),
+`"batched"` (one compiled pass per data batch, the draws looped inside it) and `"vectorized"`
+(the draws on a `keras.ops.vectorized_map` axis); the contenders alternate, medians reported.
+
+    python bench/mc_batched.py [--draws 20] [--images 2000] [--batch_size 128] [--rounds 3]
+        [--methods sequential,batched,vectorized] [--skip_faults] [--skip_mlp]
+        [--skip_noise]
+
+Prints the median seconds per call and each method's speed-up over the sequential way.
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tf_lanmax as tl  # noqa: E402
+
+METHODS = ("sequential", "batched", "vectorized")
+
+
+def median_call_times(calls, rounds):
+    """Median wall time per contender; each is warmed up (traced) first, then they alternate."""
+    times = {name: [] for name in calls}
+    for call in calls.values():
+        call()
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def report(title, times):
+    print(title)
+    for name in times:
+        ratio = times["sequential"] / times[name]
+        print(f"  {name:>10}: {times[name]:7.2f} s   speed-up over sequential {ratio:5.2f}x")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--methods", default=",".join(METHODS), help="sequential first")
+    parser.add_argument("--skip_faults", action="store_true")
+    parser.add_argument("--skip_mlp", action="store_true")
+    parser.add_argument("--skip_noise", action="store_true")
+    args = parser.parse_args()
+    methods = args.methods.split(",")
+    x, y = tl.data.load_numpy("fashion_mnist_subset", "test")
+    data = (x[: args.images], y[: args.images])
+    common = {"draws": args.draws, "seed": 0, "verbose": 0, "batch_size": args.batch_size}
+    print(
+        f"backend: {keras.backend.backend()}, {len(data[0])} images, batch {args.batch_size}, "
+        f"K = {args.draws} draws, {args.rounds} rounds (medians)"
+    )
+
+    if not args.skip_faults:
+        keras.utils.set_random_seed(0)
+        binary = tl.models.binary_cnn(fault_rate=1e-2, seed=0)
+        binary.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        calls = {
+            m: lambda m=m: tl.evaluate_under_faults(binary, data, method=m, **common)
+            for m in methods
+        }
+        report("faults, binary CNN, bit flips p=1e-2:", median_call_times(calls, args.rounds))
+
+    if not args.skip_mlp:
+        # Overhead-bound: a faulty MLP whose forward pass costs little next to `evaluate`'s
+        # per-call and per-step work, as in small tuning trials and tests.
+        rng = np.random.default_rng(0)
+        features = (rng.normal(size=(args.images, 8)).astype("float32"), data[1])
+        mlp = keras.Sequential(
+            [
+                keras.Input((8,)),
+                tl.layers.FaultyDense(16, fault_rate=0.05, seed=0),
+                tl.layers.FaultyDense(10, fault_rate=0.05, seed=1),
+                keras.layers.Softmax(),
+            ]
+        )
+        mlp.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        calls = {
+            m: lambda m=m: tl.evaluate_under_faults(mlp, features, method=m, **common)
+            for m in methods
+        }
+        report("faults, 8-16-10 binary MLP, p=0.05:", median_call_times(calls, args.rounds))
+
+    if not args.skip_noise:
+        cnn = tl.models.float_cnn()
+        cnn.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        calls = {
+            m: lambda m=m: tl.evaluate_under_noise(cnn, data, [0.1], method=m, **common)
+            for m in methods
+        }
+        report("noise, float CNN, sigma=0.1:", median_call_times(calls, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
