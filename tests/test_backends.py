@@ -78,3 +78,59 @@ def test_the_same_seed_gives_the_same_fault_statistics_on_tensorflow_and_jax():
         z = (tf_changed - jax_changed) / n / np.sqrt(2 * pooled * (1 - pooled) / n)
         assert abs(z) < 4, (key, tf_changed, jax_changed, z)
         assert tf_changed > 10, key  # enough faults for the test to have power
+
+
+DATA_PARALLEL_SCRIPT = """
+import json, os, sys
+devices = int(sys.argv[1])
+os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+import jax, keras, numpy as np
+import tf_lanmax as tl
+if devices > 1:
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
+rng = np.random.default_rng(0)
+x = rng.normal(size=(256, 8)).astype("float32")
+y = (x[:, 0] > 0).astype("int64")
+keras.utils.set_random_seed(0)
+inner = keras.Sequential([
+    keras.Input((8,)),
+    tl.FaultyDense(16, fault_rate=0.02, seed=0, activation="relu", name="hidden"),
+    tl.FaultyDense(2, fault_rate=0.02, seed=1, name="out"),
+])
+sam = tl.SharpnessAwareModel(inner, rule="samson")
+sam.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(True))
+lanmax = tl.LaNMax(alpha=1.0, warmup_epochs=0, seed=0)
+history = sam.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0, callbacks=[lanmax])
+print(json.dumps({
+    "devices": len(jax.devices()),
+    "mesh": str(inner.layers[0].kernel.value.sharding),
+    "rates": lanmax.rates,
+    "loss": history.history["loss"],
+    "kernel": np.asarray(inner.layers[0].kernel).ravel().tolist(),
+}))
+"""
+
+
+def _data_parallel_run(devices):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", DATA_PARALLEL_SCRIPT, str(devices)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_jax_data_parallel_training_equals_one_device():
+    # keras.distribution.DataParallel over 2 (host-emulated) devices shards each batch; the
+    # program is the same, so LaNMax + SAMSON learn the same p and near-identical weights.
+    one, two = _data_parallel_run(1), _data_parallel_run(2)
+    assert two["devices"] == 2 and "'batch': 2" in two["mesh"], two["mesh"]
+    assert two["rates"] == pytest.approx(one["rates"], rel=1e-6)
+    assert one["rates"] != pytest.approx({"hidden": 0.02, "out": 0.02})  # p was learned
+    np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4)
+    np.testing.assert_allclose(two["kernel"], one["kernel"], atol=2e-3)
