@@ -154,88 +154,6 @@ def _mc_row(result, predicted=None):
     return row
 
 
-def plot_layers(summary, path, monte_carlo=None):
-    """Bar chart of the predicted MSE of every layer's output (graph order, log scale), with the
-    output's Monte-Carlo MSE and its interval as a band when given."""
-    from matplotlib.figure import Figure  # a bare Figure: no pyplot state, no GUI backend
-
-    names = list(summary["layers"])
-    mse = np.array([summary["layers"][n]["mse"] for n in names], dtype=np.float64)
-    fig = Figure(figsize=(max(6.0, 0.55 * len(names) + 2.0), 4.0))
-    ax = fig.subplots()
-    xs = np.arange(len(names))
-    ax.bar(xs, mse, color="tab:blue", label="MemSE predicted")
-    if monte_carlo is not None:
-        low, high = monte_carlo["ci"]
-        ax.axhspan(low, high, color="0.5", alpha=0.3)
-        ax.axhline(
-            monte_carlo["mse"],
-            color="k",
-            lw=1,
-            label=f"Monte-Carlo, output ({monte_carlo['confidence']:.0%} CI, "
-            f"{monte_carlo['draws']} draws)",
-        )
-    positive = mse[mse > 0]
-    if positive.size:  # layers before any noisy one have MSE 0: keep them off a log axis
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=positive.min() / 2)
-    ax.set_xticks(xs, names, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("MSE vs the clean network")
-    ax.set_title("MemSE: MSE of each layer's output", fontsize=10)
-    ax.legend(fontsize=8)
-    return tl.reports.save_figure(fig, path)
-
-
-def plot_power_curve(power, path):
-    """Predicted MSE against the power budget, best single Gmax vs per-layer Gmax (log-log, on
-    the calibration images); at `--power_budget`, both optima predicted on the measured images
-    (red) and, when sampled, their Monte-Carlo MSE with its interval (black)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 4.0))
-    ax = fig.subplots()
-    curve = sorted(power["curve"], key=lambda row: row["relative_budget"])
-    if curve:
-        xs = [row["relative_budget"] for row in curve]
-        for key, style, label in (
-            ("single", "o-", "best single"),
-            ("per_layer", "s-", "per-layer"),
-        ):
-            mse = [row[key]["predicted_mse"] for row in curve]
-            ax.plot(xs, mse, style, label=f"MemSE, {label} Gmax, calibration images")
-    budget = power["power_budget"]
-    for key, marker, label in (("best_single", "o", "single"), ("optimized", "s", "per-layer")):
-        row = power[key]
-        ax.plot(
-            [budget],
-            [row["samples_predicted_mse"]],
-            marker,
-            color="tab:red",
-            mfc="none",
-            ms=9,
-            label=f"MemSE, {label}, measured images",
-        )
-        if "monte_carlo" in row:
-            mc = row["monte_carlo"]
-            ax.errorbar(
-                [budget],
-                [mc["mse"]],
-                yerr=[[mc["half_width"]], [mc["half_width"]]],
-                fmt=marker,
-                color="k",
-                mfc="none",
-                capsize=3,
-                label=f"Monte-Carlo, {label} ({mc['confidence']:.0%} CI)",
-            )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"power budget (x the power at Gmax = {power['reference_gmax']:g})")
-    ax.set_ylabel("MSE of the logits")
-    ax.set_title(f"MSE vs power; --power_budget {budget:g}, {power['steps']} gradient steps")
-    ax.legend(fontsize=8)
-    return tl.reports.save_figure(fig, path)
-
-
 def _print_layers(summary):
     contributions = summary["noise_contributions"]
     width = max(len(name) for name in summary["layers"])
@@ -471,10 +389,14 @@ def memse_and_report(
                 mc = row["monte_carlo"]
                 line += f"; MC {mc['mse']:.4g} +- {mc['half_width']:.2g}"
             print(line)
-        report["plots"].append(plot_power_curve(power, os.path.join(run_dir, "mse_vs_power.png")))
+        report["plots"].append(
+            tl.reports.plot_mse_vs_power(power, os.path.join(run_dir, "mse_vs_power.png"))
+        )
     report["plots"].insert(
         0,
-        plot_layers(summary, os.path.join(run_dir, "memse_layers.png"), report.get("monte_carlo")),
+        tl.reports.plot_memse_layers(
+            summary, os.path.join(run_dir, "memse_layers.png"), report.get("monte_carlo")
+        ),
     )
     path = write_json_atomic(os.path.join(run_dir, "report.json"), _finite(report))
     print(f"Report: {path}")

@@ -1,5 +1,6 @@
 """Reports: the memory-energy summary table and matplotlib figures."""
 
+from tf_lanmax.reports.memse_plots import plot_memse_layers, plot_mse_vs_power
 from tf_lanmax.reports.plots import (
     plot_energy_accuracy,
     plot_noise_robustness,
@@ -12,6 +13,8 @@ from tf_lanmax.reports.summary import render_table, summary
 
 __all__ = [
     "plot_energy_accuracy",
+    "plot_memse_layers",
+    "plot_mse_vs_power",
     "plot_noise_robustness",
     "plot_rate_trajectories",
     "plot_rates_vs_size",
