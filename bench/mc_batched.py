@@ -16,12 +16,12 @@ Prints the median seconds per call and each method's speed-up over the sequentia
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import alternating_times  # noqa: E402  (bench/ is on sys.path)
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -29,16 +29,8 @@ METHODS = ("sequential", "batched", "vectorized")
 
 
 def median_call_times(calls, rounds):
-    """Median wall time per contender; each is warmed up (traced) first, then they alternate."""
-    times = {name: [] for name in calls}
-    for call in calls.values():
-        call()
-    for _ in range(rounds):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    """Median wall time per contender (warmed up first, then alternating: `_timing`)."""
+    return {name: float(np.median(t)) for name, t in alternating_times(calls, rounds).items()}
 
 
 def report(title, times):
