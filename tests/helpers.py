@@ -1,6 +1,10 @@
-"""Public-API checks shared by the tests (keras.src.testing is private), on TF or JAX."""
+"""Shared test helpers: public-API layer checks (keras.src.testing is private), autodiff on TF
+or JAX, and bounded subprocesses."""
 
 import inspect
+import os
+import signal
+import subprocess
 
 import keras
 import numpy as np
@@ -119,3 +123,30 @@ def variable_jacobian(fn, variable):
     with tf.GradientTape() as tape:
         value = fn()
     return np.asarray(tape.jacobian(value, variable))
+
+
+def start_logged(argv, env, log_path):
+    """Starts `argv` in its own process group, stdout and stderr into `log_path`.
+
+    The process gets a `.log` file object, closed by `stop`; its group is killed as a whole.
+    """
+    log = open(log_path, "wb")  # closed in stop()
+    process = subprocess.Popen(
+        argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    process.log = log
+    return process
+
+
+def stop(process, grace_s=5):
+    """Kills the process group of `process` (TERM, then KILL) and waits, bounded."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=grace_s)
+        except ProcessLookupError:
+            pass
+    process.log.close()

@@ -23,15 +23,14 @@ process groups are killed in a `finally`.
 import csv
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import types
 
 import numpy as np
 import pytest
+from helpers import start_logged, stop
 
 DEADLINE_S = 240  # both runs: about 15 s on the idle 2-core machine, 45 s under Bazel at load 6
 EPOCHS, STEPS, GLOBAL_BATCH = 3, 8, 32
@@ -259,35 +258,9 @@ def start(task_id, ports, out_dir, tmp_path):
         TF_CPP_MIN_LOG_LEVEL="2",
         CUDA_VISIBLE_DEVICES="",  # two processes on one GPU would compete for its memory
     )
-    log = open(tmp_path / f"worker{task_id}.log", "wb")  # closed in stop()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            os.path.abspath(__file__),
-            str(out_dir),
-            str(tmp_path / f"worker{task_id}.json"),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, killed as a whole
-    )
-    process.log = log
-    return process
-
-
-def stop(process, grace_s=5):
-    """Kills the process group of `process` (TERM, then KILL) and waits, bounded."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=grace_s)
-        except ProcessLookupError:
-            pass
-    process.log.close()
+    argv = [sys.executable, os.path.abspath(__file__), str(out_dir)]
+    argv.append(str(tmp_path / f"worker{task_id}.json"))
+    return start_logged(argv, env, tmp_path / f"worker{task_id}.log")
 
 
 def tail(tmp_path, task_id, chars=3000):

@@ -9,13 +9,12 @@ serially. Every wait is bounded; every process is killed in a `finally`.
 
 import os
 import random
-import signal
 import socket
-import subprocess
 import sys
 import time
 
 import pytest
+from helpers import start_logged, stop
 
 # On JAX the distributed trials measured points ~1% away from the serial ones (one process runs
 # several trials there); the check needs bit-reproducible trials, shown so far on TensorFlow only.
@@ -115,30 +114,8 @@ def start(role, directory, port, log_dir):
         KERAS_BACKEND="tensorflow",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
-    log = open(os.path.join(log_dir, f"{role}.log"), "wb")  # closed in stop()
-    process = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), str(directory)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, killed as a whole
-    )
-    process.log = log
-    return process
-
-
-def stop(process, grace_s=5):
-    """Kills the process group of `process` (TERM, then KILL) and waits, bounded."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=grace_s)
-        except ProcessLookupError:
-            pass
-    process.log.close()
+    argv = [sys.executable, os.path.abspath(__file__), str(directory)]
+    return start_logged(argv, env, os.path.join(log_dir, f"{role}.log"))
 
 
 def tail(log_dir, role, chars=3000):
