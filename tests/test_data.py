@@ -2,6 +2,8 @@
 
 import gzip
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -252,7 +254,8 @@ def test_failed_prepare_leaves_no_dataset_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(tfds_builders.FashionMnistIdx, "_generate_examples", failing)
     with pytest.raises(OSError, match="simulated"):
         data.load("fashion_mnist", data_dir=data_dir, idx_dir=tmp_path / "idx")
-    leftovers = [p for p in data_dir.rglob("*") if p.is_file()]
+    # Only the preparation lock file stays (deleting a lock file others may wait on races).
+    leftovers = [p for p in data_dir.rglob("*") if p.is_file() and p.suffix != ".lock"]
     assert leftovers == []
 
     monkeypatch.setattr(tfds_builders.FashionMnistIdx, "_generate_examples", original)
@@ -320,3 +323,32 @@ def test_info_shapes():
     fashion = data.info("fashion_mnist")
     assert fashion["num_examples"] == {"train": 60000, "test": 10000}
     assert fashion["class_names"][0] == "T-shirt/top" and fashion["num_classes"] == 10
+
+
+PREPARE_SCRIPT = """
+import sys
+from tf_lanmax import data
+x, y = data.load_numpy("fashion_mnist_subset", "test", data_dir=sys.argv[1], take=8)
+print(x.shape[0], int(y.sum()))
+"""
+
+
+def test_two_processes_preparing_one_fresh_dataset_both_succeed(tmp_path):
+    # Two commands started together on a fresh machine prepare the same dataset: without the
+    # lock, one process's rename of TFDS' incomplete folder failed on the other's.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    argv = [sys.executable, "-c", PREPARE_SCRIPT, str(tmp_path / "data")]
+    processes = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = []
+    for process in processes:
+        try:
+            out, err = process.communicate(timeout=240)
+        finally:
+            process.kill()
+        assert process.returncode == 0, err[-3000:]
+        outputs.append(out.strip().splitlines()[-1])
+    assert outputs[0] == outputs[1]
+    assert outputs[0].split()[0] == "8"

@@ -58,3 +58,27 @@ def _default(obj):
     if hasattr(obj, "to_dict"):
         return obj.to_dict()
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serialisable")
+
+
+@contextlib.contextmanager
+def exclusive_lock(path):
+    """Holds an inter-process lock on the file `path` (POSIX `flock`) for the `with` body.
+
+    Processes that prepare the same files (two `lanmax` commands preparing one dataset) wait
+    for one another instead of colliding. Where `fcntl` is missing (Windows) it does not lock.
+
+    Args:
+        path: the lock file (created with its folder if missing; left in place).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

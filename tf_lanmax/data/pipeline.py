@@ -29,6 +29,7 @@ import threading
 import warnings
 
 from tf_lanmax import _validation
+from tf_lanmax._io import exclusive_lock
 from tf_lanmax.data import idx
 
 DATASETS = ("fashion_mnist_subset", "fashion_mnist", "mnist", "cifar10")
@@ -178,9 +179,20 @@ def _is_prepared(builder):
 
 
 def _idx_builder(cls, data_dir, idx_dir):
-    """An IDX-backed builder, prepared (or re-prepared if its cache came from other files)."""
-    tfds = _tfds()
+    """An IDX-backed builder, prepared (or re-prepared if its cache came from other files).
+
+    Preparation holds a lock file in the data folder: another process preparing the same
+    dataset (two commands started together on a fresh machine) waits, then finds it prepared.
+    """
     builder = cls(data_dir=data_dir, idx_dir=idx_dir)
+    root = os.path.dirname(os.path.dirname(builder.data_dir))  # <root>/<name>/<version>
+    with exclusive_lock(os.path.join(root, f".{builder.name}.lock")):
+        return _prepared_idx_builder(cls, data_dir, idx_dir)
+
+
+def _prepared_idx_builder(cls, data_dir, idx_dir):
+    tfds = _tfds()
+    builder = cls(data_dir=data_dir, idx_dir=idx_dir)  # after the lock: what is on disk now
     if _is_prepared(builder):
         if not os.path.isdir(builder.idx_dir):
             return builder
