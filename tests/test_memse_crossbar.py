@@ -50,6 +50,9 @@ def test_crossbar_config_round_trip_and_validation():
     cb = ms.Crossbar(sigma=0.02, levels=64, gmax={"a": 1.0, "b": 3.0}, tia_gain=2.0)
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cb))
     assert again == cb and again.gmax_for("b") == 3.0
+    # Equal crossbars hash equal, whatever order their per-layer Gmax dict was written in.
+    swapped = ms.Crossbar(sigma=0.02, levels=64, gmax={"b": 3.0, "a": 1.0}, tia_gain=2.0)
+    assert swapped == cb and hash(swapped) == hash(cb) and len({cb, swapped, again}) == 1
     assert cb.with_gmax(2.0).gmax == 2.0
     for kwargs, name in [
         ({"sigma": -0.1}, "sigma"),

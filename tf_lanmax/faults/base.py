@@ -3,6 +3,8 @@
 from keras import ops
 from keras import random as krandom
 
+from tf_lanmax._config import ConfigValue
+
 
 def bit_planes(codes, bits):
     """Splits `int32` codes into their bits: shape ``codes.shape + (bits,)``, bit k at index k."""
@@ -47,7 +49,7 @@ def _bernoulli(shape, rate, seed):
     return ops.logical_and(ops.less(u, first), ops.less(v, rate / first))
 
 
-class FaultModel:
+class FaultModel(ConfigValue):
     """A fault model on `bits`-bit codes: ``apply(codes, errors, bits) -> (codes', keep)``.
 
     `keep` is None or a float 0/1 tensor multiplied into the decoded weight: it lets a model zero
@@ -112,20 +114,6 @@ class FaultModel:
 
     def get_config(self):
         return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def signed_value(codes, bits):

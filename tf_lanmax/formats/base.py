@@ -3,8 +3,10 @@
 import keras
 from keras import ops
 
+from tf_lanmax._config import ConfigValue
 
-class WeightFormat:
+
+class WeightFormat(ConfigValue):
     """A storage format: float weights <-> unsigned integer codes of `bits` bits.
 
     Faults act on the codes, so they hit the bits the memory really holds. Codes are `int32`
@@ -44,20 +46,6 @@ class WeightFormat:
 
     def get_config(self):
         return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 @keras.saving.register_keras_serializable(package="tf_lanmax")

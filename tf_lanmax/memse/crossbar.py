@@ -12,6 +12,7 @@ import keras
 from keras import ops
 from keras import random as krandom
 
+from tf_lanmax._config import ConfigValue
 from tf_lanmax._validation import check_int, check_one_of, check_positive
 
 QUANTIZATION_MODES = ("exact", "noise")
@@ -19,7 +20,7 @@ ROUNDING_MODES = ("nearest", "floor")
 
 
 @keras.saving.register_keras_serializable(package="tf_lanmax")
-class Crossbar:
+class Crossbar(ConfigValue):
     """Memristor crossbar mapping with differential pairs, quantisation and programming noise.
 
     A layer with kernel ``W`` and ``Wmax = max |W|`` is stored with the scale ``c = Gmax / Wmax``
@@ -189,20 +190,6 @@ class Crossbar:
             "tia_gain": self.tia_gain,
             "fold_batchnorm": self.fold_batchnorm,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash(repr(self))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"Crossbar({args})"
 
 
 def _check_gmax(gmax):
