@@ -10,6 +10,8 @@ import keras
 import numpy as np
 from keras import ops
 
+import tf_lanmax as tl
+
 
 def assert_config_covers_init(layer):
     """Every `__init__` argument of the layer's class (and its Keras base) is in `get_config`."""
@@ -150,3 +152,41 @@ def stop(process, grace_s=5):
         except ProcessLookupError:
             pass
     process.log.close()
+
+
+def finish(process, timeout):
+    """Waits for a `subprocess.Popen` with piped text output; kills it after `timeout` seconds.
+
+    Returns:
+        A `subprocess.CompletedProcess` with its return code, stdout and stderr.
+    """
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def tiny_faulty_classifier(hp=None):
+    """Two binary faulty Dense layers on 28x28x1 images, compiled: fast to trace and train.
+
+    A `build_model(hp)` for the tuning tests (`hp` is unused).
+    """
+    del hp
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(),
+            tl.FaultyDense(16, use_bias=False, fault_rate=1e-2, seed=0),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            tl.FaultyDense(10, use_bias=False, fault_rate=1e-2, seed=1),
+            keras.layers.BatchNormalization(),
+            keras.layers.Activation("softmax"),
+        ]
+    )
+    model.compile(
+        "adam", "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False
+    )
+    return model

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 from absl import flags
+from helpers import finish
 
 import tf_lanmax as tl
 from tf_lanmax.cli import flags_common
@@ -76,12 +77,7 @@ def _start(*args):
 
 
 def _finish(process):
-    try:
-        out, err = process.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return finish(process, TIMEOUT)
 
 
 def _lanmax(*args):

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import finish
 
 import tf_lanmax as tl
 from tf_lanmax._io import default_file_mode
@@ -266,12 +267,7 @@ def _start(args):
 
 
 def _finish(process):
-    try:
-        out, err = process.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return finish(process, TIMEOUT)
 
 
 class Served:

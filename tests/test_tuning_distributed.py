@@ -15,6 +15,7 @@ import time
 
 import pytest
 from helpers import start_logged, stop
+from helpers import tiny_faulty_classifier as tiny_build
 
 # On JAX the distributed trials measured points ~1% away from the serial ones (one process runs
 # several trials there); the check needs bit-reproducible trials, shown so far on TensorFlow only.
@@ -24,29 +25,6 @@ MAX_TRIALS = 3
 SEED = 7
 DEADLINE_S = 240  # all trials, on a loaded 2-core machine; about 30 s when idle
 LANMAX = {"warmup_epochs": 0, "max_step": 2.0}
-
-
-def tiny_build(hp):
-    import keras
-
-    import tf_lanmax as tl
-
-    model = keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Flatten(),
-            tl.FaultyDense(16, use_bias=False, fault_rate=1e-2, seed=0),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
-            tl.FaultyDense(10, use_bias=False, fault_rate=1e-2, seed=1),
-            keras.layers.BatchNormalization(),
-            keras.layers.Activation("softmax"),
-        ]
-    )
-    model.compile(
-        "adam", "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False
-    )
-    return model
 
 
 def make_tuner(directory, project_name="distributed"):

@@ -6,6 +6,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
+from helpers import tiny_faulty_classifier as tiny_build
 
 import tf_lanmax as tl
 from tf_lanmax import tuning
@@ -19,26 +20,6 @@ def data():
     x, y = tl.data.load_numpy("fashion_mnist_subset", "train", take=1000)
     x_test, y_test = tl.data.load_numpy("fashion_mnist_subset", "test", take=500)
     return (x, y), (x_test, y_test)
-
-
-def tiny_build(hp):
-    """Two binary faulty dense layers: fast to trace and train."""
-    model = keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Flatten(),
-            tl.FaultyDense(16, use_bias=False, fault_rate=1e-2, seed=0),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
-            tl.FaultyDense(10, use_bias=False, fault_rate=1e-2, seed=1),
-            keras.layers.BatchNormalization(),
-            keras.layers.Activation("softmax"),
-        ]
-    )
-    model.compile(
-        "adam", "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False
-    )
-    return model
 
 
 def hypermodel(build=tiny_build, **kwargs):
