@@ -14,7 +14,6 @@ import keras
 from absl import flags
 
 import tf_lanmax as tl
-from tf_lanmax._io import write_json_atomic
 from tf_lanmax.cli import flags_common
 
 flags.DEFINE_integer("lanmax_epochs", 6, "Training epochs of the demo's LaNMax run.")
@@ -111,8 +110,7 @@ def train_and_report(
     report["package_version"] = tl.__version__
     os.makedirs(run_dir, exist_ok=True)
     model.save(os.path.join(run_dir, "model.keras"))
-    path = write_json_atomic(os.path.join(run_dir, "report.json"), report)
-    print(f"Report: {path}")
+    flags_common.write_report(run_dir, report)
     return report
 
 

@@ -15,7 +15,6 @@ import os
 from absl import flags
 
 import tf_lanmax as tl
-from tf_lanmax._io import write_json_atomic
 from tf_lanmax.cli import flags_common as common
 
 MODES = ("faults", "noise")
@@ -120,8 +119,7 @@ def evaluate_and_report(
                 {model.name: result}, os.path.join(run_dir, "noise_robustness.png")
             )
         ]
-    path = write_json_atomic(os.path.join(run_dir, "report.json"), report)
-    print(f"Report: {path}")
+    common.write_report(run_dir, report)
     return report
 
 

@@ -16,6 +16,7 @@ import keras
 from absl import flags
 
 import tf_lanmax as tl
+from tf_lanmax._io import write_json_atomic
 from tf_lanmax._validation import check_int, check_one_of, check_positive, check_probability
 from tf_lanmax.data import DATASETS
 
@@ -150,6 +151,13 @@ def check_common(flag_values, names):
 def run_dir(flag_values, command):
     """`--run_dir`, or `runs/<command>` when it is not given."""
     return flag_values.run_dir or os.path.join("runs", command)
+
+
+def write_report(run_dir, report):
+    """Writes `<run_dir>/report.json` atomically, prints its path and returns the path."""
+    path = write_json_atomic(os.path.join(run_dir, "report.json"), report)
+    print(f"Report: {path}")
+    return path
 
 
 def keras_verbose():

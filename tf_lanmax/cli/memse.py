@@ -36,7 +36,6 @@ from absl import flags
 from keras import ops
 
 import tf_lanmax as tl
-from tf_lanmax._io import write_json_atomic
 from tf_lanmax.cli import flags_common as common
 from tf_lanmax.memse.crossbar import QUANTIZATION_MODES, ROUNDING_MODES
 from tf_lanmax.memse.mirror import COV_MODES
@@ -398,8 +397,7 @@ def memse_and_report(
             summary, os.path.join(run_dir, "memse_layers.png"), report.get("monte_carlo")
         ),
     )
-    path = write_json_atomic(os.path.join(run_dir, "report.json"), _finite(report))
-    print(f"Report: {path}")
+    common.write_report(run_dir, _finite(report))
     return report
 
 

@@ -13,7 +13,6 @@ import os
 from absl import flags
 
 import tf_lanmax as tl
-from tf_lanmax._io import write_json_atomic
 from tf_lanmax.cli import flags_common as common
 
 flags.DEFINE_float("test_rate", 0.5, "Fault rate of the layer under test, in (0, 0.5].")
@@ -79,8 +78,7 @@ def sensitivity_and_report(
         "plots": [plot],
         "package_version": tl.__version__,
     }
-    path = write_json_atomic(os.path.join(run_dir, "report.json"), report)
-    print(f"Report: {path}")
+    common.write_report(run_dir, report)
     return report
 
 

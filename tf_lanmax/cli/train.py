@@ -21,7 +21,6 @@ import keras
 from absl import flags
 
 import tf_lanmax as tl
-from tf_lanmax._io import write_json_atomic
 from tf_lanmax.cli import flags_common as common
 
 MODELS = ("binary_cnn", "binary_wrn")
@@ -206,8 +205,7 @@ def train_and_report(
                 energy["layers"], os.path.join(run_dir, "lanmax_rates_vs_size.png")
             ),
         ]
-    path = write_json_atomic(os.path.join(run_dir, "report.json"), report)
-    print(f"Report: {path}")
+    common.write_report(run_dir, report)
     return report
 
 

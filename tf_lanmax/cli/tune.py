@@ -29,7 +29,6 @@ from absl import flags
 
 import tf_lanmax as tl
 from tf_lanmax import tuning
-from tf_lanmax._io import write_json_atomic
 from tf_lanmax.cli import flags_common as common
 from tf_lanmax.tuning.hypermodel import OBJECTIVES
 
@@ -363,10 +362,9 @@ def tune_and_report(
             "reference": None,
             "points": points,
         }
-        write_json_atomic(report_path, report)
         messages = sorted({p.get("message", p["status"]) for p in points})
         print(f"No trial completed ({len(points)} tried): {'; '.join(messages)}")
-        print(f"Report: {report_path}")
+        common.write_report(run_dir, report)
         return report
 
     # Hypervolume box: the all-reliable memory (eta = 1 per bit) and chance accuracy.
