@@ -57,10 +57,11 @@ print(json.dumps(out))
 """
 
 
-def _draw_statistics(backend):
+def _script_json(script, backend, *args):
+    """Runs `script` in a fresh Python on `backend`; returns the JSON of its last stdout line."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
-        [sys.executable, "-c", DRAW_SCRIPT], env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -70,7 +71,8 @@ def _draw_statistics(backend):
 def test_the_same_seed_gives_the_same_fault_statistics_on_tensorflow_and_jax():
     # Not the same draws (each backend has its own generator): the same distribution. The
     # number of changed weights in 100k is binomial; a two-proportion z-test at |z| < 4.
-    tf_stats, jax_stats = _draw_statistics("tensorflow"), _draw_statistics("jax")
+    tf_stats = _script_json(DRAW_SCRIPT, "tensorflow")
+    jax_stats = _script_json(DRAW_SCRIPT, "jax")
     n = 100_000
     for key, (tf_changed, _) in tf_stats.items():
         jax_changed = jax_stats[key][0]
@@ -111,24 +113,12 @@ print(json.dumps({
 """
 
 
-def _data_parallel_run(devices):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(
-        [sys.executable, "-c", DATA_PARALLEL_SCRIPT, str(devices)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_jax_data_parallel_training_equals_one_device():
     # keras.distribution.DataParallel over 2 (host-emulated) devices shards each batch; the
     # program is the same, so LaNMax + SAMSON learn the same p and near-identical weights.
-    one, two = _data_parallel_run(1), _data_parallel_run(2)
+    one = _script_json(DATA_PARALLEL_SCRIPT, "jax", "1")
+    two = _script_json(DATA_PARALLEL_SCRIPT, "jax", "2")
     assert two["devices"] == 2 and "'batch': 2" in two["mesh"], two["mesh"]
     assert two["rates"] == pytest.approx(one["rates"], rel=1e-6)
     assert one["rates"] != pytest.approx({"hidden": 0.02, "out": 0.02})  # p was learned
