@@ -9,6 +9,7 @@ from keras import layers, ops
 
 import tf_lanmax as tl
 from tf_lanmax import memse as ms
+from tf_lanmax.memse import moments as rules
 
 
 def np_(x):
@@ -80,6 +81,56 @@ def test_batchnorm_folding_and_affine_mode_agree_without_noise():
     kinds = {n.key: type(n.rule).__name__ for n in affine.graph.nodes}
     assert kinds["batch_normalization"] == "BatchNormRule"
     np.testing.assert_allclose(np_(folded(x)[0]), np_(affine(x)[0]), rtol=1e-5, atol=1e-6)
+
+
+def _relu_of(state):
+    return [np_(t) for t in rules.relu_moments(state.mean, state.var)[:2]]
+
+
+def _pool_then_relu(state):
+    pooled = rules.max_pool_moments(state.mean, state.var, (2, 2), (2, 2))
+    return [np_(t) for t in rules.relu_moments(*pooled)[:2]]
+
+
+def _assert_state(state, expected):
+    for got, want in zip((state.mean, state.var), expected, strict=True):
+        np.testing.assert_allclose(np_(got), want, rtol=1e-5, atol=1e-7)
+
+
+def test_relu_feeding_a_max_pool_runs_after_it_and_is_still_recorded():
+    x = np.random.default_rng(3).random((4, 10, 10, 1), dtype=np.float32)
+    cb = ms.Crossbar(sigma=0.05, gmax=1.0)
+    # A ReLU layer: BN is folded into conv2d, so batch_normalization holds the pre-activation.
+    model = small_cnn(head="flat")
+    mirror = ms.MemSE(model, cb)
+    assert mirror.graph._pool_first == {"re_lu": "max_pooling2d"}
+    record = {}
+    out = mirror.moments(x, record=record)
+    pre = record["batch_normalization"]
+    _assert_state(record["re_lu"], _relu_of(pre))  # the recorded ReLU output is the true one
+    _assert_state(record["max_pooling2d"], _pool_then_relu(pre))
+    _assert_state(out, [np_(t) for t in mirror(x)])  # recording changes nothing
+    # A convolution's own relu activation: its pre-activation comes from a linear twin.
+    keras.utils.set_random_seed(4)
+    conv = layers.Conv2D(3, 3, activation="relu", name="conv")
+    seq = keras.Sequential([keras.Input((10, 10, 1)), conv, layers.MaxPooling2D(name="pool")])
+    seq.add(layers.Flatten())
+    seq.add(layers.Dense(2))
+    twin_conv = layers.Conv2D(3, 3, name="conv")
+    twin = keras.Sequential([keras.Input((10, 10, 1)), twin_conv])
+    twin_conv.set_weights(conv.get_weights())
+    record, twin_record = {}, {}
+    ms.MemSE(seq, cb).moments(x, record=record)
+    ms.MemSE(twin, cb).moments(x, record=twin_record)
+    pre = twin_record["conv"]
+    _assert_state(record["conv"], _relu_of(pre))
+    _assert_state(record["pool"], _pool_then_relu(pre))
+    # The jacobian mode keeps the layer order (its reverse pass follows the layers).
+    record = {}
+    ms.MemSE(seq, cb, cov_mode="jacobian").moments(x, record=record)
+    relu = [ops.convert_to_tensor(t) for t in _relu_of(pre)]
+    pooled = rules.max_pool_moments(*relu, (2, 2), (2, 2))
+    _assert_state(record["pool"], [np_(t) for t in pooled])
 
 
 def test_sequential_nested_and_operator_graphs_are_walked():

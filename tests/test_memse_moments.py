@@ -152,12 +152,14 @@ def _conv_reference(mu, v, w, s2, stride, pad):
 
 
 @pytest.mark.parametrize("stride,padding", [(1, "same"), (2, "valid"), (2, "same")])
-@pytest.mark.parametrize("per_weight", [False, True])
-def test_conv_moments_match_the_per_unit_closed_form(stride, padding, per_weight):
+@pytest.mark.parametrize("noise", ["layer", "channel", "weight", "exact input"])
+def test_conv_moments_match_the_per_unit_closed_form(stride, padding, noise):
     rng = np.random.default_rng(4)
     mu, v = rng.normal(size=(2, 7, 6, 3)), rng.random((2, 7, 6, 3))
     w = rng.normal(size=(3, 3, 3, 4))
-    s2 = rng.random(w.shape) * 0.1 if per_weight else 0.03
+    s2 = {"channel": rng.random(4) * 0.1, "weight": rng.random(w.shape) * 0.1}.get(noise, 0.03)
+    if noise == "exact input":  # var=None: a deterministic input, the weight noise only
+        v = np.zeros_like(v)
     pad = ((0, 0), (0, 0))
     if padding == "same":
         pads = []
@@ -168,7 +170,9 @@ def test_conv_moments_match_the_per_unit_closed_form(stride, padding, per_weight
         pad = tuple(pads)
     ref_mean, ref_var = _conv_reference(mu, v, w, s2, stride, pad)
     mean, var = rules.conv_moments(
-        *(ops.convert_to_tensor(t, "float32") for t in (mu, v, w)),
+        ops.convert_to_tensor(mu, "float32"),
+        None if noise == "exact input" else ops.convert_to_tensor(v, "float32"),
+        ops.convert_to_tensor(w, "float32"),
         ops.convert_to_tensor(s2, "float32"),
         strides=stride,
         padding=padding,

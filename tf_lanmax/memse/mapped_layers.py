@@ -116,7 +116,7 @@ class LinearRule(MirrorRule):
             self._record_power(state, kernel, ctx)
         out = self.linear_moments(state, mean_kernel, var_kernel, bias, ctx)
         ctx.save(mean_kernel=mean_kernel, var_kernel=var_kernel)
-        return relu_state(out, ctx) if self.activation == "relu" else out
+        return relu_state(out, ctx) if self.activation == "relu" and not ctx.skip_relu else out
 
     def _activate(self, y, bias):
         y = y if bias is None else y + bias

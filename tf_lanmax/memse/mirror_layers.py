@@ -54,6 +54,7 @@ class Context:
         self.output_cov = None
         self.contributions = {}
         self.need = ()
+        self.skip_relu = False  # set by the graph when the ReLU runs after a max pool
 
     def save(self, **values):
         if self.saved is not None:
@@ -197,7 +198,7 @@ class ReLURule(MirrorRule):
                 )
 
     def moments(self, inputs, ctx):
-        return relu_state(inputs[0], ctx)
+        return inputs[0] if ctx.skip_relu else relu_state(inputs[0], ctx)
 
     def adjoint(self, g, saved, ctx):
         return [relu_adjoint(g, saved, ctx)]
@@ -212,7 +213,9 @@ class ActivationRule(ReLURule):
         self.output_only = self.activation in OUTPUT_ONLY_ACTIVATIONS
 
     def moments(self, inputs, ctx):
-        return relu_state(inputs[0], ctx) if self.activation == "relu" else inputs[0]
+        if self.activation == "relu" and not ctx.skip_relu:
+            return relu_state(inputs[0], ctx)
+        return inputs[0]
 
     def adjoint(self, g, saved, ctx):
         return super().adjoint(g, saved, ctx) if self.activation == "relu" else [g]

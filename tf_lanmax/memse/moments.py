@@ -217,9 +217,10 @@ def dense_covariance(mean, cov, kernel_mean, kernel_var, bias=None):
 def conv_moments(mean, var, kernel_mean, kernel_var, bias=None, **conv_args):
     """Convolution with noisy weights, diagonal mode (ALGORITHMS.md §7.1).
 
-    ``mu_out = conv(mu, M)``, ``v_out = conv(v, M^2) + conv(v + mu^2, S^2)``. When S^2 is one
-    value per layer or per output channel, the last term is a box sum of ``v + mu^2`` over the
-    receptive field (one single-channel convolution) times S^2.
+    ``mu_out = conv(mu, M)``, ``v_out = conv(v, M^2) + conv(v + mu^2, S^2)``, evaluated as
+    ``conv(v, M^2 + S^2) + conv(mu^2, S^2)``: one full convolution fewer. When S^2 is one value
+    per layer or per output channel, the last term is S^2 times a box sum of ``mu^2`` over the
+    receptive field (a channel sum, then one single-channel convolution).
 
     Weight sharing makes the noise of one kernel entry common to every position of its output
     channel; positions are correlated, which the diagonal state does not carry.
@@ -238,19 +239,18 @@ def conv_moments(mean, var, kernel_mean, kernel_var, bias=None, **conv_args):
     out_mean = ops.conv(mean, kernel_mean, **conv_args)
     if bias is not None:
         out_mean = out_mean + bias
-    if var is None:  # a deterministic input: no propagated variance to convolve
-        second = ops.square(mean)
-    else:
-        second = var + ops.square(mean)
+    square = ops.square(mean)
     if _is_shared(kernel_var, kernel_mean):
-        ones = ops.ones(tuple(kernel_mean.shape[:-1]) + (1,), dtype=kernel_mean.dtype)
-        per_channel = kernel_var * ops.ones(kernel_mean.shape[-1:], dtype=kernel_mean.dtype)
-        noise = ops.conv(second, ones, **conv_args) * per_channel
+        window = ops.ones(tuple(kernel_mean.shape[:-2]) + (1, 1), dtype=kernel_mean.dtype)
+        box = ops.conv(ops.sum(square, axis=-1, keepdims=True), window, **conv_args)
+        noise = box * kernel_var
+        if var is None:  # a deterministic input: only the weight noise remains
+            return out_mean, noise * ops.ones(kernel_mean.shape[-1:], dtype=noise.dtype)
     else:
-        noise = ops.conv(second, kernel_var, **conv_args)
-    if var is None:
-        return out_mean, noise
-    return out_mean, ops.conv(var, ops.square(kernel_mean), **conv_args) + noise
+        noise = ops.conv(square, kernel_var, **conv_args)
+        if var is None:
+            return out_mean, noise
+    return out_mean, ops.conv(var, ops.square(kernel_mean) + kernel_var, **conv_args) + noise
 
 
 def depthwise_conv_moments(mean, var, kernel_mean, kernel_var, bias=None, **conv_args):
