@@ -250,6 +250,27 @@ def test_jacobian_mode_sees_weight_sharing_that_the_diagonal_rules_miss():
     assert diag < 0.2 * mc.mse  # the diagonal rules drop the shared-noise correlation
 
 
+def test_compiled_monte_carlo_draws_what_the_eager_one_draws_and_sees_new_weights():
+    model = small_cnn(head="flat", seed=5)
+    x = np.random.default_rng(5).random((6, 10, 10, 1), dtype=np.float32)
+    mirror = ms.MemSE(model, ms.Crossbar(sigma=0.05, levels=32, gmax=1.0))
+
+    def both():
+        compiled = ms.monte_carlo(mirror, None, x, draws=12, batch_draws=5, seed=3)
+        eager = ms.monte_carlo(mirror, None, x, draws=12, batch_draws=5, seed=3, compiled=False)
+        np.testing.assert_allclose(compiled.per_draw, eager.per_draw, rtol=1e-4)
+        np.testing.assert_allclose(compiled.output_mean, eager.output_mean, rtol=1e-4, atol=1e-6)
+        return compiled
+
+    before = both()
+    # The compiled pass is cached per mirror: it must read the weights, not a copy of them.
+    bn = model.get_layer("batch_normalization_1")
+    bn.moving_mean.assign(np_(bn.moving_mean) + 0.5)
+    model.get_layer("dense").kernel.assign(2.0 * np_(model.get_layer("dense").kernel))
+    after = both()
+    assert not np.allclose(after.per_draw, before.per_draw)
+
+
 def test_full_covariance_mode_matches_monte_carlo_on_a_dense_network():
     keras.utils.set_random_seed(6)
     model = keras.Sequential(

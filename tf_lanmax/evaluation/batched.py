@@ -6,7 +6,7 @@ each as Keras' own test step run statelessly (`keras.StatelessScope`: the model'
 `model.compute_loss` and `model.compute_metrics` on per-draw copies of the drawn variables and of
 the metric state), so each draw gives exactly what `model.evaluate` would give with those values,
 without K `evaluate` calls. Backend-agnostic (`keras.ops`); only the function compiler is
-backend code (`batched_tensorflow.py`, `batched_jax.py`).
+backend code (`tf_lanmax._compile`).
 """
 
 import collections
@@ -16,6 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from tf_lanmax._compile import compile_function
 from tf_lanmax._validation import check_int, check_one_of
 
 #: How the draws of one data batch are run: "batched" loops over them inside one compiled pass
@@ -37,17 +38,6 @@ def check_method(method, batch_draws):
     if batch_draws is not None:
         batch_draws = check_int("batch_draws", batch_draws, low=1)
     return method, batch_draws
-
-
-def _compile(fn):
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        from tf_lanmax.evaluation.batched_tensorflow import compile_function
-    elif backend == "jax":
-        from tf_lanmax.evaluation.batched_jax import compile_function
-    else:  # Other backends run the same ops eagerly.
-        return fn
-    return compile_function(fn)
 
 
 def _to_tensor(value):
@@ -177,7 +167,7 @@ class DrawPasses:
         if key in _STEP_CACHE:
             _STEP_CACHE.move_to_end(key)
         else:
-            _STEP_CACHE[key] = (model, _compile(self._make_step(loop=method == "batched")))
+            _STEP_CACHE[key] = (model, compile_function(self._make_step(loop=method == "batched")))
             while len(_STEP_CACHE) > _STEP_CACHE_SIZE:
                 _STEP_CACHE.popitem(last=False)
         self._step = _STEP_CACHE[key][1]
