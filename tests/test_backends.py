@@ -113,6 +113,36 @@ print(json.dumps({
 """
 
 
+NO_TENSORFLOW_SCRIPT = """
+import json, sys
+import keras
+import numpy as np
+import tf_lanmax as tl
+loaded = {"import": "tensorflow" in sys.modules}
+x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+y = (x[:, 0] > 0).astype("int64")
+model = keras.Sequential([keras.Input((4,)), tl.FaultyDense(2, fault_rate=0.01, seed=0)])
+loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+model.compile("adam", loss, metrics=["accuracy"])
+lanmax = tl.LaNMax(alpha=1.0, warmup_epochs=0, seed=0)
+model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[lanmax])
+tl.evaluate_under_faults(model, (x, y), draws=3, seed=0, verbose=0)
+dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="relu")])
+tl.memse.monte_carlo(dense, tl.memse.Crossbar(sigma=0.01), x, draws=4)
+loaded["core"] = "tensorflow" in sys.modules
+tl.export  # the TensorFlow-only part, on first use
+loaded["export"] = "tensorflow" in sys.modules
+print(json.dumps(loaded))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_the_core_on_jax_does_not_load_tensorflow():
+    # Importing TensorFlow costs seconds and memory; JAX users of the core should not pay it.
+    loaded = _script_json(NO_TENSORFLOW_SCRIPT, "jax")
+    assert loaded == {"import": False, "core": False, "export": True}
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_jax_data_parallel_training_equals_one_device():
     # keras.distribution.DataParallel over 2 (host-emulated) devices shards each batch; the

@@ -167,6 +167,14 @@ def test_softmax_inside_the_network_and_unsupported_settings_are_refused():
     with pytest.raises(ValueError, match="max_value"):
         ms.MemSE(keras.Sequential([keras.Input((4,)), layers.Dense(2), layers.ReLU(6.0)]))
 
+    def relu(x):  # a custom function is not Keras' relu, whatever its name
+        return ops.relu(x) + 0.1
+
+    with pytest.raises(ValueError, match=r"activation '.*\.relu'"):
+        ms.MemSE(keras.Sequential([keras.Input((4,)), layers.Dense(2, activation=relu)]))
+    built_in = keras.Sequential([keras.Input((4,)), layers.Dense(2, activation=ops.relu)])
+    assert type(ms.MemSE(built_in).graph.nodes[0].rule).__name__ == "DenseRule"
+
 
 # -- per-layer oracles against the closed form and Monte-Carlo ----------------------------------
 

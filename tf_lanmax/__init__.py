@@ -14,7 +14,6 @@ from tf_lanmax import (
     distribute,
     energy,
     evaluation,
-    export,
     faults,
     formats,
     lanmax,
@@ -40,6 +39,17 @@ from tf_lanmax.layers import (
 )
 from tf_lanmax.reports import summary
 from tf_lanmax.sam import SharpnessAwareModel
+
+
+def __getattr__(name):
+    # `tl.export` (SavedModel, TF Serving) imports TensorFlow: loaded on first use, so that
+    # `import tf_lanmax` stays TensorFlow-free on the JAX backend.
+    if name == "export":
+        import importlib
+
+        return importlib.import_module("tf_lanmax.export")
+    raise AttributeError(f"module 'tf_lanmax' has no attribute {name!r}")
+
 
 __all__ = [
     "EnergyModel",

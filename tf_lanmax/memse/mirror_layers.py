@@ -62,10 +62,22 @@ class Context:
 
 
 def activation_name(layer):
-    name = keras.activations.serialize(layer.activation)
+    """The name of a Keras activation (or `keras.ops` function), else ``module.name``.
+
+    A registry lookup, not `keras.activations.serialize`, which imports TensorFlow whenever it
+    is installed, even on the JAX backend.
+    """
+    fn = layer.activation
+    name = getattr(fn, "__name__", None)
     if not isinstance(name, str):
-        name = getattr(layer.activation, "__name__", repr(layer.activation))
-    return name
+        return repr(fn)
+    try:
+        builtin = keras.activations.get(name)
+    except ValueError:  # not a Keras activation name
+        builtin = None
+    if fn is builtin or fn is getattr(keras.ops, name, None):
+        return name
+    return f"{getattr(fn, '__module__', '?')}.{name}"  # custom, even if it is called "relu"
 
 
 def check_activation(name, layer):
