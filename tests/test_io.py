@@ -30,6 +30,29 @@ def test_accepts_str_path_and_creates_missing_folders(tmp_path):
     assert _leftovers(os.path.dirname(path)) == []
 
 
+def _reject(constant):
+    raise ValueError(f"not JSON: {constant}")
+
+
+def test_non_finite_floats_are_written_as_null_so_strict_parsers_read_the_file(tmp_path):
+    payload = {
+        "nan": float("nan"),
+        "inf": [float("inf"), -np.inf, 1.5],
+        "f32": np.float32("nan"),
+        "array": np.array([[0.5, np.nan], [np.inf, 2.0]]),
+        "nested": ({"x": np.float64("-inf")},),
+    }
+    path = write_json_atomic(tmp_path / "nan.json", payload)
+    loaded = json.loads(open(path).read(), parse_constant=_reject)  # no NaN / Infinity tokens
+    assert loaded == {
+        "nan": None,
+        "inf": [None, None, 1.5],
+        "f32": None,
+        "array": [[0.5, None], [None, 2.0]],
+        "nested": [{"x": None}],
+    }
+
+
 def test_numpy_arrays_and_scalars_serialise(tmp_path):
     payload = {
         "array": np.arange(6, dtype=np.int64).reshape(2, 3),

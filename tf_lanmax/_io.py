@@ -2,6 +2,8 @@
 
 import contextlib
 import json
+import math
+import numbers
 import os
 import tempfile
 
@@ -14,10 +16,26 @@ def default_file_mode():
 
 
 def write_json_atomic(path, payload):
-    """Writes `payload` as indented JSON to `path` atomically and returns the path."""
+    """Writes `payload` as indented, strict JSON to `path` atomically and returns the path.
+
+    NaN and infinities (an accuracy that diverged, the relative width of a zero MSE), which
+    JSON does not have, are written as null; arrays and objects with `to_dict` are expanded.
+    """
     # Serialise first: a payload that cannot be written leaves the old file untouched.
-    text = json.dumps(payload, indent=2, sort_keys=False, default=_default) + "\n"
+    text = json.dumps(_strict(payload), indent=2, allow_nan=False, default=_default) + "\n"
     return write_text_atomic(path, text)
+
+
+def _strict(obj):
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, numbers.Real) and not isinstance(obj, numbers.Integral):
+        return float(obj) if math.isfinite(obj) else None  # numpy floats too
+    if hasattr(obj, "tolist") or hasattr(obj, "to_dict"):
+        return _strict(_default(obj))
+    return obj
 
 
 @contextlib.contextmanager

@@ -27,7 +27,6 @@ Example:
   lanmax memse --model_path runs/train/model.keras --sigma 0.02 --draws 200 --power_budget 1
 """
 
-import math
 import os
 import time
 
@@ -397,20 +396,8 @@ def memse_and_report(
             summary, os.path.join(run_dir, "memse_layers.png"), report.get("monte_carlo")
         ),
     )
-    common.write_report(run_dir, _finite(report))
+    common.write_report(run_dir, report)  # non-finite floats are written as null
     return report
-
-
-def _finite(obj):
-    """JSON has no NaN / Infinity: non-finite floats (an MSE of 0 gives an infinite relative
-    half-width) are written as null."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def run(flag_values, args):
