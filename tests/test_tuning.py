@@ -231,6 +231,13 @@ def test_bad_alpha_range_raises_value_error(alpha_range):
         ({"alpha_range": 1.0}, "alpha_range"),
         ({"alpha_range": (0.1, 1.0, 10.0)}, "alpha_range"),
         ({"alpha_step": 1.0}, "alpha_step"),
+        ({"alphas": [1.0]}, "alphas"),
+        ({"alphas": [1.0, 1.0]}, "alphas"),
+        ({"alphas": [0.0, 1.0]}, "alphas"),
+        ({"alphas": [1.0, float("inf")]}, "alphas"),
+        ({"alphas": "0.1,1"}, "alphas"),
+        ({"alphas": [0.1, 1.0], "alpha_range": (0.1, 1.0)}, "not both"),
+        ({"alphas": [0.1, 1.0], "alpha_step": 10.0}, "not both"),
         ({"epochs": 0}, "epochs"),
         ({"draws": 1}, "draws"),
         ({"energy_weight": -1.0}, "energy_weight"),
@@ -258,6 +265,13 @@ def test_hypermodel_objective_and_alpha_hyperparameter():
     (space,) = hp.space
     assert space.sampling == "log"
     np.testing.assert_allclose(list(space.values), [0.01, 0.1, 1.0, 10.0], rtol=1e-12)
+    # A fixed list: a Choice, sorted, exactly those values; the range spans them.
+    listed = LaNMaxHyperModel(lambda hp: None, alphas=[10, 0.3, 1.0])
+    hp = keras_tuner.HyperParameters()
+    assert listed.alpha(hp) == 0.3  # the Choice's default: its first value
+    (space,) = hp.space
+    assert type(space).__name__ == "Choice"
+    assert list(space.values) == [0.3, 1.0, 10.0] and listed.alpha_range == (0.3, 10.0)
     np.testing.assert_allclose(geometric_alphas((0.01, 10.0), 4), [0.01, 0.1, 1.0, 10.0])
     assert tuning.trial_seed(0, 0.5) == tuning.trial_seed(0, 0.5) != tuning.trial_seed(1, 0.5)
 

@@ -128,36 +128,6 @@ def validate(flag_values):
         )
 
 
-class ListedAlphaHyperModel(tuning.LaNMaxHyperModel):
-    """A `LaNMaxHyperModel` whose alpha takes one of a fixed list of values.
-
-    Alpha is the ``hp.Choice("alpha", alphas)`` hyperparameter, so `GridSearch` tries each value
-    exactly once (no floating-point drift of a stepped log grid) and the other tuners sample
-    among them; trials run exactly as `LaNMaxHyperModel`'s.
-
-    Args:
-        build_model: a function ``hp -> keras.Model`` with faulty layers.
-        alphas: two or more distinct alphas > 0.
-        **kwargs: other `LaNMaxHyperModel` arguments (not `alpha_range` or `alpha_step`).
-
-    Example:
-    >>> hypermodel = ListedAlphaHyperModel(build_model, [0.1, 1.0, 10.0], epochs=1)
-    >>> keras_tuner.GridSearch(hypermodel, objective=hypermodel.objective, max_trials=3)
-    """
-
-    def __init__(self, build_model, alphas, **kwargs):
-        self.alphas = sorted({float(a) for a in alphas})
-        if len(self.alphas) < 2:
-            raise ValueError(
-                f"`alphas` must hold at least 2 distinct values > 0. Received: alphas={alphas!r}"
-            )
-        super().__init__(build_model, alpha_range=(self.alphas[0], self.alphas[-1]), **kwargs)
-
-    def alpha(self, hp):
-        """Registers (or reads) the trial's alpha in `hp`: one of `self.alphas`."""
-        return hp.Choice("alpha", self.alphas)
-
-
 def make_tuner(kind, hypermodel, directory, max_trials, epochs, seed=0, overwrite=True):
     """The Keras Tuner tuner of `--tuner`, its project at `directory/tuner`.
 
@@ -310,7 +280,7 @@ def tune_and_report(
             build_model, alpha_range=(alpha_min, alpha_max), **settings
         )
     else:
-        hypermodel = ListedAlphaHyperModel(build_model, space, **settings)
+        hypermodel = tuning.LaNMaxHyperModel(build_model, alphas=space, **settings)
     max_trials = len(space) if tuner == "grid" else trials
     search = make_tuner(tuner, hypermodel, run_dir, max_trials, epochs, seed, not resume)
 

@@ -33,6 +33,20 @@ def check_alpha_range(alpha_range):
     return low, high
 
 
+def check_alphas(alphas):
+    """Checks a list of two or more distinct finite alphas > 0; returns them sorted, as floats."""
+    try:
+        values = sorted({float(a) for a in alphas})
+    except (TypeError, ValueError):
+        values = []
+    if len(values) < 2 or not all(math.isfinite(a) and a > 0 for a in values):
+        raise ValueError(
+            "`alphas` must be a list of at least 2 distinct finite numbers > 0. "
+            f"Received: alphas={alphas!r}"
+        )
+    return values
+
+
 def trial_seed(seed, alpha):
     """The seed of the trial at `alpha`: a hash of (seed, alpha), the same in every process."""
     digest = hashlib.blake2b(f"{seed}/{float(alpha)!r}".encode(), digest_size=4).digest()
@@ -42,7 +56,8 @@ def trial_seed(seed, alpha):
 class LaNMaxHyperModel(keras_tuner.HyperModel):
     """Searches LaNMax's energy weight alpha with any Keras Tuner tuner.
 
-    `build(hp)` draws ``alpha = hp.Float("alpha", *alpha_range, sampling="log")``, seeds Keras
+    `build(hp)` draws ``alpha = hp.Float("alpha", *alpha_range, sampling="log")`` (or
+    ``hp.Choice("alpha", alphas)`` for a fixed list), seeds Keras
     from (seed, alpha) and calls `build_model(hp)` (which may tune more hyperparameters).
     `fit(hp, model, x, validation_data=...)` trains with `tl.LaNMax(alpha)` (learning one fault
     rate per layer), then measures the accuracy under faults on `validation_data` with
@@ -70,9 +85,13 @@ class LaNMaxHyperModel(keras_tuner.HyperModel):
         build_model: a function ``hp -> keras.Model`` with faulty layers. An uncompiled model
             is compiled with Adam, sparse categorical cross-entropy and accuracy.
         alpha_range: ``(min, max)`` of alpha, ``0 < min < max``, sampled log-uniformly.
-            Defaults to `(0.01, 10.0)`.
+            Defaults to `None`: `(0.01, 10.0)`, or the extremes of `alphas`.
         alpha_step: optional ratio between consecutive alphas (> 1), which makes the
             hyperparameter a geometric grid (for `GridSearch`). Defaults to `None`.
+        alphas: optional list of two or more distinct alphas > 0, instead of a range:
+            ``hp.Choice``, so `GridSearch` tries each value exactly once (no floating-point
+            drift of a stepped log grid) and the other tuners sample among them. Not with
+            `alpha_range` or `alpha_step`. Defaults to `None`.
         epochs: training epochs per trial (Hyperband sets its own). Defaults to `3`.
         draws: fault draws of the evaluation, >= 2. Defaults to `5`.
         confidence: coverage of the accuracy interval. Defaults to `0.95`.
@@ -102,8 +121,9 @@ class LaNMaxHyperModel(keras_tuner.HyperModel):
     def __init__(
         self,
         build_model,
-        alpha_range=(0.01, 10.0),
+        alpha_range=None,
         alpha_step=None,
+        alphas=None,
         epochs=3,
         draws=5,
         confidence=0.95,
@@ -122,7 +142,17 @@ class LaNMaxHyperModel(keras_tuner.HyperModel):
                 f"Received: build_model={build_model!r}"
             )
         self.build_model = build_model
-        self.alpha_range = check_alpha_range(alpha_range)
+        self.alphas = None
+        if alphas is not None:
+            if alpha_range is not None or alpha_step is not None:
+                raise ValueError(
+                    "Pass either `alphas` (a list) or `alpha_range`/`alpha_step`, not both. "
+                    f"Received: alphas={alphas!r}, alpha_range={alpha_range!r}, "
+                    f"alpha_step={alpha_step!r}"
+                )
+            self.alphas = check_alphas(alphas)
+            alpha_range = (self.alphas[0], self.alphas[-1])
+        self.alpha_range = check_alpha_range((0.01, 10.0) if alpha_range is None else alpha_range)
         if alpha_step is not None and not (
             isinstance(alpha_step, (int, float)) and math.isfinite(alpha_step) and alpha_step > 1
         ):
@@ -153,6 +183,8 @@ class LaNMaxHyperModel(keras_tuner.HyperModel):
 
     def alpha(self, hp):
         """Registers (or reads) the trial's alpha in `hp`."""
+        if self.alphas is not None:
+            return hp.Choice("alpha", self.alphas)
         low, high = self.alpha_range
         return hp.Float("alpha", low, high, step=self.alpha_step, sampling="log")
 
