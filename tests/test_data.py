@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tf_lanmax import data
-from tf_lanmax.data import idx, pipeline
+from tf_lanmax.data import idx, sources
 
 BUNDLED = os.path.join(os.path.dirname(data.__file__), "_bundled")
 DEBIAN = "/usr/share/datasets/fashion-mnist"
@@ -288,8 +288,8 @@ def test_unknown_name_and_bad_arguments(subset_dir):
 
 @pytest.mark.parametrize("name", ["mnist", "cifar10", "fashion_mnist"])
 def test_unprepared_dataset_offline_fails_fast_and_clearly(tmp_path, monkeypatch, name):
-    monkeypatch.setattr(pipeline, "network_available", lambda *a, **k: False)
-    monkeypatch.setattr(pipeline, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "not_installed"))
+    monkeypatch.setattr(sources, "network_available", lambda *a, **k: False)
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "not_installed"))
     start = time.monotonic()
     with pytest.raises(data.DatasetUnavailableError, match=f"tfds build {name}") as err:
         data.load(name, data_dir=tmp_path / "empty")
@@ -303,18 +303,18 @@ def test_unprepared_dataset_offline_fails_fast_and_clearly(tmp_path, monkeypatch
 def test_network_probe_gives_up_quickly():
     start = time.monotonic()
     # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never routed.
-    assert pipeline.network_available("192.0.2.1", 443, timeout=0.3) is False
+    assert sources.network_available("192.0.2.1", 443, timeout=0.3) is False
     assert time.monotonic() - start < 1.0
 
 
 def test_data_dir_resolution(tmp_path, monkeypatch):
-    monkeypatch.delenv(pipeline.ENV_DATA_DIR, raising=False)
-    assert pipeline.resolve_data_dir() == os.path.expanduser(
+    monkeypatch.delenv(sources.ENV_DATA_DIR, raising=False)
+    assert sources.resolve_data_dir() == os.path.expanduser(
         os.path.join("~", ".cache", "tf_lanmax", "tensorflow_datasets")
     )
-    monkeypatch.setenv(pipeline.ENV_DATA_DIR, str(tmp_path / "env"))
-    assert pipeline.resolve_data_dir() == str(tmp_path / "env")
-    assert pipeline.resolve_data_dir(tmp_path / "arg") == str(tmp_path / "arg")
+    monkeypatch.setenv(sources.ENV_DATA_DIR, str(tmp_path / "env"))
+    assert sources.resolve_data_dir() == str(tmp_path / "env")
+    assert sources.resolve_data_dir(tmp_path / "arg") == str(tmp_path / "arg")
 
 
 def test_info_shapes():

@@ -11,6 +11,7 @@ Example:
 10
 """
 
-from tf_lanmax.data.pipeline import DATASETS, DatasetUnavailableError, info, load, load_numpy
+from tf_lanmax.data.pipeline import info, load, load_numpy
+from tf_lanmax.data.sources import DATASETS, DatasetUnavailableError
 
 __all__ = ["DATASETS", "DatasetUnavailableError", "info", "load", "load_numpy"]
