@@ -3,12 +3,14 @@
 Prints, for the MemSE modes `diagonal` and `jacobian`:
 
 - (MemSE pass) / (clean forward pass) on the same batch, target <= 4: eager calls, and both
-  wrapped in `tf.function` (TensorFlow backend);
+  compiled (`tf.function` on TensorFlow; on JAX, `jax.jit` of a pure step that reads the
+  variables from its arguments, as the library's own compiled passes do);
 - (time for Monte-Carlo to reach a +-5% 95% CI on the MSE) / (MemSE time), target >= 50. The MC
   runs with sequential stopping (`rel_half_width=0.05`), draws vectorised in compiled chunks;
   its warm time (trace cached) is compared with the warm MemSE times.
 
     python bench/memse_speed.py [--samples 128] [--rounds 7] [--sigma 0.02] [--gmax 0.5]
+    KERAS_BACKEND=jax python bench/memse_speed.py
 """
 
 import argparse
@@ -19,10 +21,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import alternating_times  # noqa: E402  (bench/ is on sys.path)
 from keras import layers  # noqa: E402
 
 import tf_lanmax as tl  # noqa: E402
 from tf_lanmax import memse  # noqa: E402
+from tf_lanmax._compile import compile_function  # noqa: E402
 
 
 def acceptance_cnn():
@@ -41,15 +45,30 @@ def acceptance_cnn():
 
 
 def median_times(functions, rounds):
-    for f in functions.values():  # warm-up (traces, caches)
-        f()
-    times = {name: [] for name in functions}
-    for _ in range(rounds):  # interleaved, so load drift hits every function alike
-        for name, f in functions.items():
-            start = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - start)
+    times = alternating_times(functions, rounds)
     return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def synced(fn):
+    """`fn` that returns only once its result is computed (JAX dispatches asynchronously)."""
+    if keras.backend.backend() != "jax":
+        return fn
+    import jax
+
+    return lambda: jax.block_until_ready(fn())
+
+
+def compiled(fn, variables, x):
+    """``fn(x)`` compiled for the backend as one pure step: it reads `variables` from its
+    arguments (`keras.StatelessScope`), so `jax.jit` does not bake the weights in as constants
+    (TensorFlow's `tf.function` reads them live either way)."""
+
+    def step(values, x):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+            return fn(x)
+
+    step = compile_function(step)
+    return synced(lambda: step([v.value for v in variables], x))
 
 
 def main():
@@ -71,24 +90,30 @@ def main():
     cb = memse.Crossbar(sigma=args.sigma, levels=args.levels, gmax=args.gmax)
     mirrors = {mode: memse.MemSE(model, cb, cov_mode=mode) for mode in ("diagonal", "jacobian")}
 
-    eager = {"clean forward": lambda: model(x, training=False)}
-    eager.update({f"MemSE {m}": (lambda m=m: mirrors[m](x)) for m in mirrors})
+    eager = {"clean forward": synced(lambda: model(x, training=False))}
+    eager.update({f"MemSE {m}": synced(lambda m=m: mirrors[m](x)) for m in mirrors})
     eager_t = median_times(eager, args.rounds)
-    compiled_t = {}
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        compiled = {"clean forward": tf.function(lambda: model(x, training=False))}
-        compiled.update({f"MemSE {m}": tf.function(lambda m=m: mirrors[m](x)) for m in mirrors})
-        compiled_t = median_times(compiled, args.rounds)
+    compiled_calls = {
+        "clean forward": compiled(lambda x: model(x, training=False), model.variables, x)
+    }
+    compiled_calls.update(
+        {
+            f"MemSE {m}": compiled(mirror, model.variables + mirror.variables, x)
+            for m, mirror in mirrors.items()
+        }
+    )
+    compiled_t = median_times(compiled_calls, args.rounds)
+    compiler = {"tensorflow": "tf.function", "jax": "jax.jit"}.get(
+        keras.backend.backend(), "uncompiled"
+    )
 
     print(f"backend {keras.backend.backend()}, batch {args.samples}, {args.rounds} rounds, "
           f"sigma={args.sigma} Gmax={args.gmax} levels={args.levels}")  # fmt: skip
-    for label, table in (("eager", eager_t), ("tf.function", compiled_t)):
+    for label, table in (("eager", eager_t), (compiler, compiled_t)):
         for name, seconds in table.items():
             print(f"  {label:11s} {name:16s} {seconds * 1e3:9.1f} ms")
     for mode in mirrors:
-        for label, table in (("eager", eager_t), ("tf.function", compiled_t)):
+        for label, table in (("eager", eager_t), (compiler, compiled_t)):
             if table:
                 ratio = table[f"MemSE {mode}"] / table["clean forward"]
                 print(f"(MemSE {mode} pass) / (clean forward), {label}: {ratio:.2f}  (target <= 4)")
@@ -108,7 +133,7 @@ def main():
         predicted = float(keras.ops.mean(mirror.mse(x)))
         error = predicted / mc.mse - 1
         print(f"MemSE {mode}: predicted MSE {predicted:.4g} vs MC {mc.mse:.4g} ({error:+.1%})")
-        for label, table in (("eager", eager_t), ("tf.function", compiled_t)):
+        for label, table in (("eager", eager_t), (compiler, compiled_t)):
             if table:
                 ratio = mc_seconds["warm"] / table[f"MemSE {mode}"]
                 print(
