@@ -32,6 +32,25 @@ def test_relu_moments_match_numerical_integration(mu, s):
     np.testing.assert_allclose(np_(slope)[0], stats.norm.cdf(mu / s), rtol=1e-5)
 
 
+def test_relu_moments_keep_float32_precision_across_t():
+    # Float64 closed form (scipy) on a dense grid of t = mu / s. In the upper tail the rule uses
+    # 1 - Phi(t) for Phi(-t): the variance must still be right to a few float32 ulps there.
+    t = np.linspace(-4.0, 9.0, 1301)
+    s = 1.7
+    mu = t * s
+    cdf, cdf_neg, pdf = stats.norm.cdf(t), stats.norm.cdf(-t), stats.norm.pdf(t)
+    m1 = mu * cdf + s * pdf
+    var = mu**2 * cdf * cdf_neg + s * s * cdf + mu * s * pdf * (cdf_neg - cdf) - (s * pdf) ** 2
+    mean, v, _ = rules.relu_moments(
+        ops.convert_to_tensor(mu, "float32"),
+        ops.convert_to_tensor(np.full_like(mu, s * s), "float32"),
+    )
+    np.testing.assert_allclose(np_(mean), m1, rtol=2e-5)
+    upper = t >= 0
+    np.testing.assert_allclose(np_(v)[upper], var[upper], rtol=2e-6)
+    np.testing.assert_allclose(np_(v)[~upper], var[~upper], rtol=2e-4)
+
+
 def test_relu_with_vanishing_variance_is_relu_of_the_mean():
     mu = ops.convert_to_tensor([-2.0, -1e-3, 0.0, 1e-3, 5.0], "float32")
     for v in (0.0, 1e-30, 1e-14):

@@ -118,8 +118,11 @@ def relu_moments(mean, var):
     noisy = ops.cast(ops.greater(var, 0.0), var.dtype)
     s = ops.sqrt(var + _TINY_VAR)
     u = mean / s * (1.0 / _SQRT2)  # t / sqrt(2)
-    cdf = 0.5 * _erfc(-u)
-    cdf_neg = 0.5 * _erfc(u)
+    cdf = 0.5 * _erfc(-u)  # accurate where it is tiny (t << 0), where mu Phi and s phi cancel
+    # Where Phi(-t) is tiny (t >> 0), 1 - Phi loses its relative precision, but there it only
+    # scales mu^2 Phi(-t), a term that then cancels against mu s phi(t) to leave s^2: the absolute
+    # error is ~ t^2 s^2 eps (1e-6 s^2 at t = 4). It saves the second erfc, the dearest op here.
+    cdf_neg = 1.0 - cdf
     s_pdf = s * (_INV_SQRT_2PI * ops.exp(-ops.square(u))) * noisy
     out_mean = mean * cdf + s_pdf
     out_var = (ops.square(mean) * cdf_neg + var) * cdf + s_pdf * (mean * (cdf_neg - cdf) - s_pdf)
