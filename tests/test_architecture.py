@@ -40,3 +40,18 @@ def test_backend_specific_imports_stay_in_backend_modules():
         and not any(a in str(path.relative_to(ROOT / "tf_lanmax")) for a in allowed)
     ]
     assert not offenders, offenders
+
+
+def test_backend_agnostic_modules_read_variables_through_keras_ops():
+    # `Variable.numpy()` is TensorFlow's idiom: on JAX, Keras' `np.array(variable)` behind it
+    # raises NumPy 2's __array__(copy=...) DeprecationWarning. `ops.convert_to_numpy(v.value)`
+    # reads a variable on every backend.
+    allowed = ("data/", "export/", "_tensorflow", "tensorflow_step")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in (ROOT / "tf_lanmax").rglob("*.py")
+        if not any(a in str(path.relative_to(ROOT / "tf_lanmax")) for a in allowed)
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if ".numpy()" in line
+    ]
+    assert not offenders, offenders

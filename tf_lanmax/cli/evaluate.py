@@ -13,6 +13,7 @@ Example:
 import os
 
 from absl import flags
+from keras import ops
 
 import tf_lanmax as tl
 from tf_lanmax.cli import flags_common as common
@@ -99,7 +100,8 @@ def evaluate_and_report(
             model, data, draws=draws, confidence=confidence, seed=seed, verbose=bar
         )
         report["rates"] = {
-            layer.name: float(layer.fault_rate.numpy()) for layer in tl.faulty_layers(model)
+            layer.name: float(ops.convert_to_numpy(layer.fault_rate.value))
+            for layer in tl.faulty_layers(model)
         }
         report["faults"] = result.to_dict()
         print(f"{split} accuracy under faults at the stored rates: {result}")

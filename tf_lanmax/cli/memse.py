@@ -343,7 +343,8 @@ def memse_and_report(
         "crossbar_layers": list(mirror.gmax),
         "digital_layers": digital,
         "fault_rates": {
-            layer.name: float(layer.fault_rate.numpy()) for layer in tl.faulty_layers(mapped)
+            layer.name: float(ops.convert_to_numpy(layer.fault_rate.value))
+            for layer in tl.faulty_layers(mapped)
         },
         "cov_mode": cov_mode,
         "seed": seed,

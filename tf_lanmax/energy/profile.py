@@ -1,6 +1,7 @@
 """Per-layer and whole-model memory energy of a model's faulty layers, as data."""
 
 import numpy as np
+from keras import ops
 
 from tf_lanmax._walk import has_fault_memory, iter_layers
 from tf_lanmax.energy.model import EnergyModel
@@ -40,7 +41,9 @@ def memory_energy(model, energy_model=None):
     # A layer on reliable memory (fault model "none") is read at p0, where eta = 1.
     rates = np.array(
         [
-            energy_model.p0 if layer.fault_model.name == "none" else float(layer.fault_rate.numpy())
+            energy_model.p0
+            if layer.fault_model.name == "none"
+            else float(ops.convert_to_numpy(layer.fault_rate.value))
             for layer in layers
         ],
         dtype=np.float64,

@@ -153,7 +153,7 @@ def _batched(model, data, sigmas, jobs, seed, batch_size, method, batch_draws, b
     passes = DrawPasses(
         model, data, variables + states, batch_draws, batch_size=batch_size, method=method
     )
-    clean = [np.array(v.numpy()) for v in variables]
+    clean = [np.array(ops.convert_to_numpy(v.value)) for v in variables]
     dtypes = [keras.backend.standardize_dtype(s.dtype) for s in states]
     results = []
     for start in range(0, len(jobs), batch_draws):

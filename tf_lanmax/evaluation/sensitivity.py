@@ -1,5 +1,7 @@
 """Layerwise sensitivity: one layer at a time at a high fault rate, the others unchanged."""
 
+from keras import ops
+
 from tf_lanmax._validation import check_probability
 from tf_lanmax.evaluation.monte_carlo import evaluate_under_faults
 from tf_lanmax.layers import faulty_layers
@@ -33,7 +35,7 @@ def sensitivity(model, data, test_rate=0.5, draws=5, confidence=0.95, seed=0, ve
     layers = faulty_layers(model)
     if not layers:
         raise ValueError(f"Model '{model.name}' has no faulty layer to test.")
-    saved = [float(layer.fault_rate.numpy()) for layer in layers]
+    saved = [float(ops.convert_to_numpy(layer.fault_rate.value)) for layer in layers]
 
     def evaluate():
         result = evaluate_under_faults(

@@ -143,7 +143,9 @@ class LaNMax(keras.callbacks.Callback):
     def _read_rates(self):
         # Continue from the layers' current p: after BackupAndRestore that is the learned p.
         low, high = self._bounds()
-        current = np.array([float(layer.fault_rate.numpy()) for layer in self.layers])
+        current = np.array(
+            [float(keras.ops.convert_to_numpy(layer.fault_rate.value)) for layer in self.layers]
+        )
         self._x = np.clip(np.log(np.maximum(current, 1e-300)), low, high)
         self._assign(self._x)
 

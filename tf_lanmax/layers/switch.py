@@ -2,7 +2,7 @@
 
 import contextlib
 
-import numpy as np
+from keras import ops
 
 from tf_lanmax._validation import check_probability
 from tf_lanmax._walk import iter_layers
@@ -65,7 +65,7 @@ def faults_disabled(model_or_layer):
     ...     clean = model.predict(x)
     """
     layers = faulty_layers(model_or_layer)
-    saved = [np.asarray(layer.fault_rate.numpy()) for layer in layers]
+    saved = [ops.convert_to_numpy(layer.fault_rate.value) for layer in layers]
     try:
         for layer in layers:
             layer.fault_rate.assign(0.0)

@@ -63,7 +63,7 @@ class ConductanceNoise:
             seed: int seed of this draw, or None.
         """
         variables = noisy_variables(model)
-        clean = [np.array(v.numpy(), copy=True) for v in variables]
+        clean = [np.array(ops.convert_to_numpy(v.value), copy=True) for v in variables]
         generator = keras.random.SeedGenerator(seed)
         try:
             for v, w in zip(variables, clean, strict=True):
