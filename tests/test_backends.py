@@ -96,7 +96,9 @@ y = (x[:, 0] > 0).astype("int64")
 keras.utils.set_random_seed(0)
 inner = keras.Sequential([
     keras.Input((8,)),
-    tl.FaultyDense(16, fault_rate=0.02, seed=0, activation="relu", name="hidden"),
+    tl.FaultyDense(16, fault_rate=0.02, seed=0, name="hidden"),
+    keras.layers.BatchNormalization(name="bn"),
+    keras.layers.ReLU(),
     tl.FaultyDense(2, fault_rate=0.02, seed=1, name="out"),
 ])
 sam = tl.SharpnessAwareModel(inner, rule="samson")
@@ -109,6 +111,8 @@ print(json.dumps({
     "rates": lanmax.rates,
     "loss": history.history["loss"],
     "kernel": np.asarray(inner.layers[0].kernel).ravel().tolist(),
+    "bn_moving": np.concatenate([np.asarray(inner.layers[1].moving_mean),
+                                 np.asarray(inner.layers[1].moving_variance)]).tolist(),
 }))
 """
 
@@ -146,7 +150,9 @@ def test_the_core_on_jax_does_not_load_tensorflow():
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_jax_data_parallel_training_equals_one_device():
     # keras.distribution.DataParallel over 2 (host-emulated) devices shards each batch; the
-    # program is the same, so LaNMax + SAMSON learn the same p and near-identical weights.
+    # program is the same, so LaNMax + SAMSON learn the same p and near-identical weights, and
+    # BatchNorm's statistics are over the global batch without `synchronized=True` (which
+    # Keras allows on TensorFlow only; `tl.models`' `synchronized_batchnorm` says so).
     one = _script_json(DATA_PARALLEL_SCRIPT, "jax", "1")
     two = _script_json(DATA_PARALLEL_SCRIPT, "jax", "2")
     assert two["devices"] == 2 and "'batch': 2" in two["mesh"], two["mesh"]
@@ -154,3 +160,4 @@ def test_jax_data_parallel_training_equals_one_device():
     assert one["rates"] != pytest.approx({"hidden": 0.02, "out": 0.02})  # p was learned
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4)
     np.testing.assert_allclose(two["kernel"], one["kernel"], atol=2e-3)
+    np.testing.assert_allclose(two["bn_moving"], one["bn_moving"], rtol=1e-3, atol=1e-4)

@@ -212,3 +212,37 @@ def test_float_cnn_is_the_reference_float_network():
     # 3x3x1x32 + 3x3x32x64 kernels, 2 BN (4 x 32 + 4 x 64), Dense 3136x128+128, 128x10+10.
     assert model.count_params() == 288 + 18432 + 128 + 256 + 401536 + 1290
     assert not tl.faulty_layers(model)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda **kw: binary_cnn(width_multiplier=0.25, **kw),
+        lambda **kw: binary_wide_resnet(depth=10, width=1, input_shape=(16, 16, 3), **kw),
+        lambda **kw: tl.models.float_cnn(**kw),
+    ],
+    ids=["binary_cnn", "binary_wide_resnet", "float_cnn"],
+)
+def test_synchronized_batchnorm_option_reaches_every_batchnorm_and_survives_saving(build, tmp_path):
+    def flags(model):
+        return [
+            layer.synchronized
+            for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+
+    assert not any(flags(build()))  # default: per-replica statistics, as Keras
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(ValueError, match="synchronized_batchnorm=True` needs the TensorFlow"):
+            build(synchronized_batchnorm=True)
+        return
+    model = build(synchronized_batchnorm=True)
+    assert flags(model) and all(flags(model))
+    x = np.random.default_rng(0).random((4, *model.input_shape[1:]), dtype=np.float32)
+    path = str(tmp_path / "synced.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert flags(loaded) == flags(model)
+    with tl.faults_disabled(model), tl.faults_disabled(loaded):
+        expected, actual = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
+    np.testing.assert_allclose(actual, expected, atol=1e-6)

@@ -4,6 +4,7 @@ import keras
 
 from tf_lanmax._validation import check_positive
 from tf_lanmax.layers import FaultyConv2D, FaultyDense
+from tf_lanmax.models.batchnorm import check_synchronized_batchnorm
 
 
 def binary_cnn(
@@ -15,6 +16,7 @@ def binary_cnn(
     fault_rate=1e-3,
     seed=None,
     name="binary_cnn",
+    synchronized_batchnorm=False,
 ):
     """Two binary conv blocks and two binary dense layers, each followed by BatchNorm.
 
@@ -33,6 +35,10 @@ def binary_cnn(
         fault_rate: initial p of every faulty layer. Defaults to `1e-3`.
         seed: base seed; layer i uses `seed + i`. Defaults to `None`.
         name: model name. Defaults to `"binary_cnn"`.
+        synchronized_batchnorm: BatchNorm statistics over the global batch of every replica
+            (`BatchNormalization(synchronized=True)`), so that under tf.distribute
+            multi-worker training the workers keep identical moving statistics. TensorFlow
+            backend only. Defaults to `False`.
 
     Returns:
         An uncompiled `keras.Sequential`.
@@ -42,6 +48,7 @@ def binary_cnn(
     >>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     """
     check_positive("width_multiplier", width_multiplier)
+    synchronized = check_synchronized_batchnorm(synchronized_batchnorm)
 
     def width(n):
         return max(1, round(n * width_multiplier))
@@ -61,19 +68,19 @@ def binary_cnn(
         [
             keras.Input(input_shape),
             FaultyConv2D(width(32), 3, padding="same", use_bias=False, **faults(0)),
-            keras.layers.BatchNormalization(),
+            keras.layers.BatchNormalization(synchronized=synchronized),
             keras.layers.ReLU(),
             keras.layers.MaxPooling2D(),
             FaultyConv2D(width(64), 3, padding="same", use_bias=False, **faults(1)),
-            keras.layers.BatchNormalization(),
+            keras.layers.BatchNormalization(synchronized=synchronized),
             keras.layers.ReLU(),
             keras.layers.MaxPooling2D(),
             keras.layers.Flatten(),
             FaultyDense(width(128), use_bias=False, **faults(2)),
-            keras.layers.BatchNormalization(),
+            keras.layers.BatchNormalization(synchronized=synchronized),
             keras.layers.ReLU(),
             FaultyDense(num_classes, use_bias=False, **faults(3)),
-            keras.layers.BatchNormalization(),
+            keras.layers.BatchNormalization(synchronized=synchronized),
             keras.layers.Activation("softmax", dtype="float32"),
         ],
         name=name,

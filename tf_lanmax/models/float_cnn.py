@@ -2,8 +2,10 @@
 
 import keras
 
+from tf_lanmax.models.batchnorm import check_synchronized_batchnorm
 
-def float_cnn(input_shape=(28, 28, 1), num_classes=10, name="cnn"):
+
+def float_cnn(input_shape=(28, 28, 1), num_classes=10, name="cnn", synchronized_batchnorm=False):
     """Two conv + BatchNorm blocks and two dense layers, ordinary float weights.
 
     ``[Conv2D(32, 3) -> BN -> ReLU -> MaxPool] -> [Conv2D(64, 3) -> BN -> ReLU -> MaxPool] ->
@@ -14,6 +16,10 @@ def float_cnn(input_shape=(28, 28, 1), num_classes=10, name="cnn"):
         input_shape: image shape. Defaults to `(28, 28, 1)`.
         num_classes: output classes. Defaults to `10`.
         name: model name. Defaults to `"cnn"`.
+        synchronized_batchnorm: BatchNorm statistics over the global batch of every replica
+            (`BatchNormalization(synchronized=True)`), so that under tf.distribute
+            multi-worker training the workers keep identical moving statistics. TensorFlow
+            backend only. Defaults to `False`.
 
     Returns:
         An uncompiled `keras.Sequential`.
@@ -21,15 +27,16 @@ def float_cnn(input_shape=(28, 28, 1), num_classes=10, name="cnn"):
     Example:
     >>> model = float_cnn()
     """
+    synchronized = check_synchronized_batchnorm(synchronized_batchnorm)
     return keras.Sequential(
         [
             keras.Input(input_shape),
             keras.layers.Conv2D(32, 3, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
+            keras.layers.BatchNormalization(synchronized=synchronized),
             keras.layers.ReLU(),
             keras.layers.MaxPooling2D(),
             keras.layers.Conv2D(64, 3, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
+            keras.layers.BatchNormalization(synchronized=synchronized),
             keras.layers.ReLU(),
             keras.layers.MaxPooling2D(),
             keras.layers.Flatten(),

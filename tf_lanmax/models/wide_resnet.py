@@ -4,6 +4,7 @@ import keras
 
 from tf_lanmax._validation import check_int, check_positive
 from tf_lanmax.layers import FaultyConv2D, FaultyDense
+from tf_lanmax.models.batchnorm import check_synchronized_batchnorm
 
 
 def binary_wide_resnet(
@@ -16,6 +17,7 @@ def binary_wide_resnet(
     fault_rate=1e-3,
     seed=None,
     name=None,
+    synchronized_batchnorm=False,
 ):
     """WRN-depth-width (Zagoruyko & Komodakis 2016) with pre-activation blocks and faulty kernels.
 
@@ -34,6 +36,10 @@ def binary_wide_resnet(
         fault_rate: initial p of every faulty layer. Defaults to `1e-3`.
         seed: base seed; the i-th faulty layer uses `seed + i`. Defaults to `None`.
         name: model name. Defaults to `"binary_wrn_{depth}_{width}"`.
+        synchronized_batchnorm: BatchNorm statistics over the global batch of every replica
+            (`BatchNormalization(synchronized=True)`), so that under tf.distribute
+            multi-worker training the workers keep identical moving statistics. TensorFlow
+            backend only. Defaults to `False`.
 
     Returns:
         An uncompiled functional `keras.Model`.
@@ -47,6 +53,7 @@ def binary_wide_resnet(
     if (depth - 4) % 6:
         raise ValueError(f"`depth` must be 6n + 4 (10, 16, 22, ...). Received: depth={depth}")
     check_positive("width", width)
+    synchronized = check_synchronized_batchnorm(synchronized_batchnorm)
     blocks = (depth - 4) // 6
     counter = iter(range(10**6))
 
@@ -65,7 +72,7 @@ def binary_wide_resnet(
         )
 
     def bn_relu(x):
-        return keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+        return keras.layers.ReLU()(keras.layers.BatchNormalization(synchronized=synchronized)(x))
 
     inputs = keras.Input(input_shape)
     x = conv(16, 3)(inputs)
@@ -88,6 +95,6 @@ def binary_wide_resnet(
         fault_rate=fault_rate,
         seed=None if seed is None else seed + next(counter),
     )(x)
-    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.BatchNormalization(synchronized=synchronized)(x)
     outputs = keras.layers.Activation("softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name or f"binary_wrn_{depth}_{width}")
