@@ -232,6 +232,8 @@ def test_synchronized_batchnorm_option_reaches_every_batchnorm_and_survives_savi
         ]
 
     assert not any(flags(build()))  # default: per-replica statistics, as Keras
+    with pytest.raises(ValueError, match="must be True or False. Received: .*='yes'"):
+        build(synchronized_batchnorm="yes")
     if keras.backend.backend() != "tensorflow":
         with pytest.raises(ValueError, match="synchronized_batchnorm=True` needs the TensorFlow"):
             build(synchronized_batchnorm=True)

@@ -1,6 +1,7 @@
-"""The BatchNormalization of the reference networks, optionally synchronized across replicas."""
+"""The reference networks' `synchronized_batchnorm` option, checked against the backend."""
 
 import keras
+import numpy as np
 
 
 def check_synchronized_batchnorm(synchronized_batchnorm):
@@ -17,11 +18,16 @@ def check_synchronized_batchnorm(synchronized_batchnorm):
         The flag, a bool.
 
     Raises:
-        ValueError: the flag is set on a backend other than TensorFlow.
+        ValueError: the flag is not a bool, or is set on a backend other than TensorFlow.
 
     Example:
     >>> synchronized = check_synchronized_batchnorm(False)
     """
+    if not isinstance(synchronized_batchnorm, (bool, np.bool_)):
+        raise ValueError(
+            "`synchronized_batchnorm` must be True or False. "
+            f"Received: synchronized_batchnorm={synchronized_batchnorm!r}"
+        )
     synchronized_batchnorm = bool(synchronized_batchnorm)
     backend = keras.backend.backend()
     if synchronized_batchnorm and backend != "tensorflow":
