@@ -140,6 +140,44 @@ print(json.dumps(loaded))
 """
 
 
+NO_NUMPY_WARNING_SCRIPT = """
+import json, warnings
+import numpy as np
+import tf_lanmax as tl
+# NumPy 2 warns when np.array() meets an __array__ without `copy` (a Keras variable on JAX):
+# the core must read variables through their values. Other libraries' warnings are theirs.
+warnings.filterwarnings("error", message="__array__ implementation", category=DeprecationWarning)
+rng = np.random.default_rng(0)
+x = rng.random((32, 28, 28, 1), dtype=np.float32)
+y = rng.integers(0, 10, 32)
+model = tl.models.binary_cnn(width_multiplier=0.25, fault_rate=1e-2, seed=0)
+model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[tl.LaNMax(warmup_epochs=0, seed=0)])
+tl.evaluate_under_faults(model, (x, y), draws=2, seed=0, verbose=0)
+with tl.faults_disabled(model):
+    model.predict(x, verbose=0)
+tl.memory_energy(model)
+float_model = tl.models.float_cnn()
+# Copied before compile: cloning a compiled model serialises its optimizer, whose get_config
+# reads the learning rate with Variable.numpy() inside Keras (warns on JAX; not ours to fix).
+digital = tl.memse.faulty_copy(float_model, fault_rate=1e-3)
+float_model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+tl.evaluate_under_noise(float_model, (x, y), [0.1], draws=2, seed=0, verbose=0)
+crossbar = tl.memse.Crossbar(sigma=0.01)
+tl.memse.MemSE(float_model, crossbar).summary(x[:8])
+tl.memse.monte_carlo(float_model, crossbar, x[:8], draws=4)
+tl.memse.optimize_gmax(float_model, crossbar, x[:8], power_budget=1e6, steps=2)
+tl.memse.MemSE(digital, crossbar).summary(x[:8])
+print(json.dumps({"ok": True}))
+"""
+
+
+@pytest.mark.slow  # ~90 s, most of it JAX compiling each step once
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_the_core_on_jax_raises_no_numpy_copy_warning():
+    assert _script_json(NO_NUMPY_WARNING_SCRIPT, "jax") == {"ok": True}
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_the_core_on_jax_does_not_load_tensorflow():
     # Importing TensorFlow costs seconds and memory; JAX users of the core should not pay it.

@@ -27,6 +27,8 @@ def fixed_point_for(kernel, bits=8):
     """`FixedPoint(bits, f)` with ``f = bits - 1 - ceil(log2 max|w|)`` (ALGORITHMS.md §2.2),
     so the largest weight just fits; f is clipped to [0, bits - 1]."""
     bits = check_int("bits", bits, low=2, high=formats.fixed_point.MAX_BITS)
+    if isinstance(kernel, keras.Variable):  # its value: np.array(variable) warns on JAX
+        kernel = kernel.value
     peak = float(np.max(np.abs(ops.convert_to_numpy(kernel))))
     integer_bits = math.ceil(math.log2(peak)) if peak > 0 else -(bits - 1)
     fraction = min(max(bits - 1 - integer_bits, 0), bits - 1)
@@ -87,6 +89,7 @@ def faulty_copy(model, weight_format="fixed_point", fault_model="bit_flip", faul
             new.kernel.assign(old.kernel)
             if old.use_bias:
                 new.bias.assign(old.bias)
-        else:
-            new.set_weights(old.get_weights())
+        else:  # values, not get_weights(): Variable.numpy() warns on JAX (NumPy 2)
+            for target_variable, source in zip(new.weights, old.weights, strict=True):
+                target_variable.assign(source.value)
     return copy

@@ -97,7 +97,7 @@ class MemSE(keras.layers.Layer):
 
     def gmax_values(self):
         """Current Gmax per crossbar layer, {name: float}."""
-        return {name: float(ops.convert_to_numpy(v)) for name, v in self.gmax.items()}
+        return {name: float(ops.convert_to_numpy(v.value)) for name, v in self.gmax.items()}
 
     def set_gmax(self, gmax):
         """Assigns Gmax: one float for every crossbar layer or a dict {name: float}."""

@@ -93,6 +93,8 @@ def calibration_inputs(data, max_samples=256):
 
 
 def _float(x):
+    if isinstance(x, keras.Variable):  # its value: np.array(variable) warns on JAX (NumPy 2)
+        x = x.value
     return float(ops.convert_to_numpy(x))
 
 
