@@ -13,7 +13,10 @@ same images. Each is timed with `method="sequential"` (K `model.evaluate` calls)
 
 Prints the median seconds per call and each method's speed-up over the sequential way. For the
 CNNs it also times the compute floor: K compiled forward passes over the images, nothing else
-(the same passes every method must run), and the speed-up that floor would give.
+(the same passes every method must run), and the speed-up that floor would give; and the FLOP
+bound: the GFLOP of the K x images forward passes (Conv/Dense multiply-adds), the rate each
+method reached, and the rate a 5x speed-up would need next to what a large matmul, the best
+case of this machine's BLAS, reaches.
 """
 
 import argparse
@@ -59,12 +62,43 @@ def forward_floor(model, x, draws, batch_size):
     return run
 
 
-def report(title, times):
+def forward_flops(model):
+    """FLOPs of one sample's forward pass: 2 x the multiply-adds of its Conv/Dense kernels."""
+    macs = 0
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        out_positions = int(np.prod(layer.output.shape[1:-1]))  # 1 for a Dense on flat inputs
+        macs += out_positions * int(np.prod(kernel.shape))
+    return 2 * macs
+
+
+def matmul_gflops(n=2048, rounds=5):
+    """GFLOP/s of a compiled n x n float32 matmul, best of `rounds`: the practical peak."""
+    a = keras.random.normal((n, n), seed=0)
+    b = keras.random.normal((n, n), seed=1)
+    product = compile_function(lambda a, b: keras.ops.matmul(a, b))
+    keras.ops.convert_to_numpy(product(a, b))
+    best = min(
+        alternating_times({"mm": lambda: keras.ops.convert_to_numpy(product(a, b))}, rounds)["mm"]
+    )
+    return 2 * n**3 / best / 1e9
+
+
+def report(title, times, gflop=None, peak=None):
     print(title)
     for name in times:
         ratio = times["sequential"] / times[name]
         label = "forward floor" if name == "floor" else name
-        print(f"  {label:>13}: {times[name]:7.2f} s   speed-up over sequential {ratio:5.2f}x")
+        rate = f"   {gflop / times[name]:5.0f} GFLOP/s" if gflop else ""
+        print(f"  {label:>13}: {times[name]:7.2f} s   speed-up over sequential {ratio:5.2f}x{rate}")
+    if gflop:
+        need = gflop / (times["sequential"] / 5)
+        print(
+            f"  {gflop:.0f} GFLOP of forward passes; 5x would need {need:.0f} GFLOP/s, "
+            f"a {peak:.0f} GFLOP/s large matmul is this machine's best case"
+        )
 
 
 def main():
@@ -82,6 +116,7 @@ def main():
     x, y = tl.data.load_numpy("fashion_mnist_subset", "test")
     data = (x[: args.images], y[: args.images])
     common = {"draws": args.draws, "seed": 0, "verbose": 0, "batch_size": args.batch_size}
+    peak = matmul_gflops()
     print(
         f"backend: {keras.backend.backend()}, {len(data[0])} images, batch {args.batch_size}, "
         f"K = {args.draws} draws, {args.rounds} rounds (medians)"
@@ -96,7 +131,13 @@ def main():
             for m in methods
         }
         calls["floor"] = forward_floor(binary, data[0], args.draws, args.batch_size)
-        report("faults, binary CNN, bit flips p=1e-2:", median_call_times(calls, args.rounds))
+        gflop = forward_flops(binary) * len(data[0]) * args.draws / 1e9
+        report(
+            "faults, binary CNN, bit flips p=1e-2:",
+            median_call_times(calls, args.rounds),
+            gflop,
+            peak,
+        )
 
     if not args.skip_mlp:
         # Overhead-bound: a faulty MLP whose forward pass costs little next to `evaluate`'s
@@ -126,7 +167,8 @@ def main():
             for m in methods
         }
         calls["floor"] = forward_floor(cnn, data[0], args.draws, args.batch_size)
-        report("noise, float CNN, sigma=0.1:", median_call_times(calls, args.rounds))
+        gflop = forward_flops(cnn) * len(data[0]) * args.draws / 1e9
+        report("noise, float CNN, sigma=0.1:", median_call_times(calls, args.rounds), gflop, peak)
 
 
 if __name__ == "__main__":
