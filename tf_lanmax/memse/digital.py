@@ -89,7 +89,7 @@ def faulty_copy(model, weight_format="fixed_point", fault_model="bit_flip", faul
             new.kernel.assign(old.kernel)
             if old.use_bias:
                 new.bias.assign(old.bias)
-        else:  # values, not get_weights(): Variable.numpy() warns on JAX (NumPy 2)
+        else:  # values, not get_weights(): reading a Variable into NumPy warns on JAX (NumPy 2)
             for target_variable, source in zip(new.weights, old.weights, strict=True):
                 target_variable.assign(source.value)
     return copy
