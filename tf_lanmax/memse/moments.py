@@ -110,8 +110,9 @@ def relu_moments(mean, var):
         off-diagonal covariance (Price's theorem).
     """
     # `_gaussian_max` with B = 0, in fewer element-wise passes (the ReLU moments dominate the
-    # cost of a diagonal pass). The variance is expanded so that no large terms cancel:
-    #   Var = mu^2 Phi(t) Phi(-t) + s^2 Phi(t) + mu s phi(t) (Phi(-t) - Phi(t)) - s^2 phi(t)^2.
+    # cost of a diagonal pass). With m = E[Y], the variance is Var = s^2 Phi(t) + (mu - m) m, and
+    # mu - m = mu Phi(-t) - s phi(t) is formed from its two terms, never as mu - m: where t >> 0
+    # both mu and m are large and their difference would cancel to float32 noise.
     # s is lifted by 1e-15 where the variance is exactly 0: t is then so large that Phi is
     # exactly the step, and the phi terms are masked, which gives exactly relu(mu) and 0
     # without a where() (whose unused branch would leak NaN gradients).
@@ -120,12 +121,11 @@ def relu_moments(mean, var):
     u = mean / s * (1.0 / _SQRT2)  # t / sqrt(2)
     cdf = 0.5 * _erfc(-u)  # accurate where it is tiny (t << 0), where mu Phi and s phi cancel
     # Where Phi(-t) is tiny (t >> 0), 1 - Phi loses its relative precision, but there it only
-    # scales mu^2 Phi(-t), a term that then cancels against mu s phi(t) to leave s^2: the absolute
-    # error is ~ t^2 s^2 eps (1e-6 s^2 at t = 4). It saves the second erfc, the dearest op here.
-    cdf_neg = 1.0 - cdf
+    # scales mu Phi(-t), a term that then cancels against s phi(t): the absolute error of the
+    # variance is ~ t^2 s^2 eps (1e-6 s^2 at t = 4). It saves the second erfc, the dearest op.
     s_pdf = s * (_INV_SQRT_2PI * ops.exp(-ops.square(u))) * noisy
     out_mean = mean * cdf + s_pdf
-    out_var = (ops.square(mean) * cdf_neg + var) * cdf + s_pdf * (mean * (cdf_neg - cdf) - s_pdf)
+    out_var = var * cdf + (mean * (1.0 - cdf) - s_pdf) * out_mean
     slope = cdf * noisy + ops.cast(ops.greater(mean, 0.0), var.dtype) * (1.0 - noisy)
     return out_mean, ops.relu(out_var), slope
 
