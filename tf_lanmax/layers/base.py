@@ -27,6 +27,23 @@ class FaultyKernelMixin:
     callback can assign between batches without retracing the compiled step.
     """
 
+    @staticmethod
+    def memory_arguments():
+        """The faulty layers' arguments that describe the memory (not the Keras layer)."""
+        return (
+            "weight_format",
+            "fault_model",
+            "fault_rate",
+            "seed",
+            "fault_persistence",
+            "ecc",
+            "ecc_word_bits",
+            "ecc_policy",
+            "protected_msbs",
+            "protected_rate",
+            "protected_bit_energy",
+        )
+
     def _init_faults(
         self,
         weight_format,
