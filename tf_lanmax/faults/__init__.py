@@ -1,23 +1,25 @@
 """Fault models on stored bits: bit flip, Hacene bit masking, stuck-at.
 
 `get(identifier)` resolves None (bit flip), an alias (`"bit_flip"`, `"bit_mask"`, `"stuck_at_0"`,
-`"stuck_at_1"`, `"none"`), a config dict or an instance.
+`"stuck_at_1"`, `"stuck_at_mix"`, `"none"`), a config dict or an instance.
 """
 
 import keras
 
 from tf_lanmax._registry import resolve
-from tf_lanmax.faults.base import FaultModel, bit_planes, draw_error_bits
+from tf_lanmax.faults.base import FaultModel, bit_planes, draw_error_bits, draw_fault_pattern
 from tf_lanmax.faults.bit_flip import BitFlip
 from tf_lanmax.faults.bit_mask import BitMask
 from tf_lanmax.faults.no_faults import NoFaults
 from tf_lanmax.faults.stuck_at import StuckAt
+from tf_lanmax.faults.stuck_at_mix import StuckAtMix
 
 ALIASES = {
     "bit_flip": BitFlip,
     "bit_mask": BitMask,
     "stuck_at_0": lambda: StuckAt(0),
     "stuck_at_1": lambda: StuckAt(1),
+    "stuck_at_mix": StuckAtMix,
     "none": NoFaults,
 }
 
@@ -28,9 +30,11 @@ __all__ = [
     "FaultModel",
     "NoFaults",
     "StuckAt",
+    "StuckAtMix",
     "bit_planes",
     "deserialize",
     "draw_error_bits",
+    "draw_fault_pattern",
     "get",
     "serialize",
 ]

@@ -22,18 +22,53 @@ def draw_error_bits(shape, bits, rate, seed):
     Args:
         shape: shape of the codes tensor.
         bits: bits per code.
-        rate: per-bit fault probability (scalar tensor or float).
-        seed: a `keras.random.SeedGenerator` (fresh draw per call) or an int / seed tensor.
+        rate: per-bit fault probability (scalar tensor or float), or a `(bits,)` tensor of one
+            rate per bit position (bits in robust cells read at a lower rate).
+        seed: a `keras.random.SeedGenerator` (fresh draw per call) or an int seed.
 
     Returns:
         `int32` tensor of `shape`, the error pattern.
     """
-    shape = tuple(shape) if bits == 1 else tuple(shape) + (bits,)
-    hits = ops.cast(_bernoulli(shape, ops.cast(rate, "float32"), seed), "int32")
+    errors, _ = draw_fault_pattern(shape, bits, rate, seed)
+    return errors
+
+
+def draw_fault_pattern(shape, bits, rate, seed, polarity_fraction=None):
+    """Faulty bits and, optionally, the value each faulty cell reads, packed into `int32` words.
+
+    One uniform draw per stored bit and stage, so a fixed seed gives a fixed map of uniforms: bit
+    b is faulty iff its uniforms fall below p (`_faulty`), hence the bits faulty at p1 < p2 are a
+    subset of those faulty at p2 for the same seed (a persistent per-chip map). With
+    `polarity_fraction` f a third uniform per bit decides whether a faulty cell reads 0
+    (probability f) or 1.
+
+    Args:
+        shape: shape of the codes tensor.
+        bits: bits per code.
+        rate: scalar fault probability or a `(bits,)` tensor of per-position rates.
+        seed: a `keras.random.SeedGenerator` or an int seed.
+        polarity_fraction: the stuck-at-0 fraction f, or None for no polarity plane. Defaults
+            to `None`.
+
+    Returns:
+        `(errors, polarity)`: `int32` tensors of `shape`; bit k of `errors` is set when bit k is
+        faulty, bit k of `polarity` when that cell reads 1 (None without `polarity_fraction`).
+    """
+    stages = 2 if polarity_fraction is None else 3
+    u = krandom.uniform((stages, *shape, bits), seed=seed)
+    hits = ops.cast(_faulty(u[0], u[1], ops.cast(rate, "float32")), "int32")
+    polarity = None
+    if polarity_fraction is not None:
+        polarity = pack_bits(ops.cast(ops.greater_equal(u[2], polarity_fraction), "int32"), bits)
+    return pack_bits(hits, bits), polarity
+
+
+def pack_bits(planes, bits):
+    """Packs 0/1 `int32` planes (last axis: bit k at index k) into `int32` words."""
     if bits == 1:
-        return hits
+        return planes[..., 0]
     weights = ops.left_shift(ops.ones((bits,), "int32"), ops.arange(bits, dtype="int32"))
-    return ops.sum(hits * weights, axis=-1)
+    return ops.sum(planes * weights, axis=-1)
 
 
 # float32 uniforms come on a grid of 2**-23, so `u < p` would fault at least 1.2e-7 of the bits
@@ -42,10 +77,9 @@ def draw_error_bits(shape, bits, rate, seed):
 _SPLIT = 2.0**-10
 
 
-def _bernoulli(shape, rate, seed):
+def _faulty(u, v, rate):
+    # Monotone in `rate` for fixed (u, v): a bit faulty at p stays faulty at any p' > p.
     first = ops.maximum(rate, _SPLIT)
-    # One call for both stages: two calls with an int seed would draw the same numbers.
-    u, v = ops.unstack(krandom.uniform((2, *shape), seed=seed), axis=0)
     return ops.logical_and(ops.less(u, first), ops.less(v, rate / first))
 
 
@@ -59,9 +93,21 @@ class FaultModel(ConfigValue):
 
     name = None
 
+    #: The fraction of faulty cells that read 0 when the model needs to know which value each
+    #: faulty cell reads (a polarity pattern drawn with the faults), else None.
+    polarity_fraction = None
+
+    #: Whether the model acts bit by bit, so it can also act on ECC check bits (bit masking,
+    #: which reads the sign bit, cannot).
+    bitwise = True
+
     def apply(self, codes, errors, bits):
         """Applies the error pattern `errors` (bit k set = bit k faulty) to `codes`."""
         raise NotImplementedError
+
+    def apply_pattern(self, codes, errors, polarity, bits):
+        """Applies a drawn pattern: `errors` and, for models that need it, `polarity`."""
+        return self.apply(codes, errors, bits)
 
     def __call__(self, codes, bits, rate, seed):
         """Draws fresh faults at `rate` and applies them.
@@ -76,7 +122,8 @@ class FaultModel(ConfigValue):
             `(faulty_codes, keep)`; `keep` is None or a float32 0/1 tensor.
         """
         codes = ops.cast(codes, "int32")
-        return self.apply(codes, draw_error_bits(codes.shape, bits, rate, seed), bits)
+        errors, polarity = draw_fault_pattern(codes.shape, bits, rate, seed, self.polarity_fraction)
+        return self.apply_pattern(codes, errors, polarity, bits)
 
     def corrupt(self, weight_format, weights, rate, seed):
         """Float weights -> the faulty stored weights read back (no gradient path)."""

@@ -21,6 +21,7 @@ class BitMask(FaultModel):
     """
 
     name = "bit_mask"
+    bitwise = False
 
     def apply(self, codes, errors, bits):
         sign_mask = 1 << (bits - 1)

@@ -16,14 +16,28 @@ _ARGS_DOC = """
         fault_rate: initial per-bit fault probability p in (0, 0.5], held in the non-trainable
             variable `layer.fault_rate`. Defaults to `1e-3`.
         seed: int seed of the fault draws. Defaults to `None` (random).
+        fault_persistence: `"transient"` (a fresh fault pattern at every read, the training
+            model) or `"persistent"` (a fixed per-chip fault map: the same weak cells fail on
+            every read; select the chip with `tl.layers.set_chip`). Defaults to `"transient"`.
+        ecc: `None` or `"secded"` (Hamming SECDED over words of `ecc_word_bits` data bits; the
+            check bits are stored, read at p and counted in `stored_bits`). Defaults to `None`.
+        ecc_word_bits: data bits per ECC word, a positive multiple of the format's bits.
+            Defaults to `64` (8 check bits).
+        ecc_policy: a detected double error: `"zero"` the word's weights or `"keep"` the raw
+            data. Defaults to `"zero"`.
+        protected_msbs: most significant bits of each weight kept in robust cells (the sign bit
+            of binary), 0 <= k < bits (k <= 1 for binary). Defaults to `0`.
+        protected_rate: fault rate of the robust cells (never above p). Defaults to `None`, the
+            reliable rate exp(-12.8).
+        protected_bit_energy: read energy of one robust bit, in reliable bits. Defaults to `1.0`.
         **kwargs: every other argument of the Keras convolution. `kernel_constraint` defaults to
             the format's own (latent clip to [-1, 1] for binary).
 """
 
 
 class _FaultyConvMixin(FaultyKernelMixin):
-    def _init_faulty_conv(self, weight_format, fault_model, fault_rate, seed, kernel_constraint):
-        self._init_faults(weight_format, fault_model, fault_rate, seed)
+    def _init_faulty_conv(self, kernel_constraint, *fault_args):
+        self._init_faults(*fault_args)
         self.kernel_constraint = keras.constraints.get(
             self._default_kernel_constraint(kernel_constraint)
         )
@@ -84,11 +98,31 @@ class FaultyConv2D(_FaultyConvMixin, keras.layers.Conv2D):
         fault_model="bit_flip",
         fault_rate=1e-3,
         seed=None,
+        fault_persistence="transient",
+        ecc=None,
+        ecc_word_bits=64,
+        ecc_policy="zero",
+        protected_msbs=0,
+        protected_rate=None,
+        protected_bit_energy=1.0,
         kernel_constraint=None,
         **kwargs,
     ):
         super().__init__(filters, kernel_size, **kwargs)
-        self._init_faulty_conv(weight_format, fault_model, fault_rate, seed, kernel_constraint)
+        self._init_faulty_conv(
+            kernel_constraint,
+            weight_format,
+            fault_model,
+            fault_rate,
+            seed,
+            fault_persistence,
+            ecc,
+            ecc_word_bits,
+            ecc_policy,
+            protected_msbs,
+            protected_rate,
+            protected_bit_energy,
+        )
 
 
 @keras.saving.register_keras_serializable(package="tf_lanmax")
@@ -109,8 +143,28 @@ class FaultyConv1D(_FaultyConvMixin, keras.layers.Conv1D):
         fault_model="bit_flip",
         fault_rate=1e-3,
         seed=None,
+        fault_persistence="transient",
+        ecc=None,
+        ecc_word_bits=64,
+        ecc_policy="zero",
+        protected_msbs=0,
+        protected_rate=None,
+        protected_bit_energy=1.0,
         kernel_constraint=None,
         **kwargs,
     ):
         super().__init__(filters, kernel_size, **kwargs)
-        self._init_faulty_conv(weight_format, fault_model, fault_rate, seed, kernel_constraint)
+        self._init_faulty_conv(
+            kernel_constraint,
+            weight_format,
+            fault_model,
+            fault_rate,
+            seed,
+            fault_persistence,
+            ecc,
+            ecc_word_bits,
+            ecc_policy,
+            protected_msbs,
+            protected_rate,
+            protected_bit_energy,
+        )

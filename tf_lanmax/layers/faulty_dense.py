@@ -24,6 +24,20 @@ class FaultyDense(FaultyKernelMixin, keras.layers.Dense):
         fault_rate: initial per-bit fault probability p in (0, 0.5]; held in the non-trainable
             variable `layer.fault_rate`. Defaults to `1e-3`.
         seed: int seed of the fault draws. Defaults to `None` (random).
+        fault_persistence: `"transient"` (a fresh fault pattern at every read, the training
+            model) or `"persistent"` (a fixed per-chip fault map: the same weak cells fail on
+            every read; select the chip with `tl.layers.set_chip`). Defaults to `"transient"`.
+        ecc: `None` or `"secded"` (Hamming SECDED over words of `ecc_word_bits` data bits; the
+            check bits are stored, read at p and counted in `stored_bits`). Defaults to `None`.
+        ecc_word_bits: data bits per ECC word, a positive multiple of the format's bits.
+            Defaults to `64` (8 check bits).
+        ecc_policy: a detected double error: `"zero"` the word's weights or `"keep"` the raw
+            data. Defaults to `"zero"`.
+        protected_msbs: most significant bits of each weight kept in robust cells (the sign bit
+            of binary), 0 <= k < bits (k <= 1 for binary). Defaults to `0`.
+        protected_rate: fault rate of the robust cells (never above p). Defaults to `None`, the
+            reliable rate exp(-12.8).
+        protected_bit_energy: read energy of one robust bit, in reliable bits. Defaults to `1.0`.
         **kwargs: every other `keras.layers.Dense` argument. `kernel_constraint` defaults to the
             format's own (latent clip to [-1, 1] for binary).
 
@@ -40,11 +54,30 @@ class FaultyDense(FaultyKernelMixin, keras.layers.Dense):
         fault_model="bit_flip",
         fault_rate=1e-3,
         seed=None,
+        fault_persistence="transient",
+        ecc=None,
+        ecc_word_bits=64,
+        ecc_policy="zero",
+        protected_msbs=0,
+        protected_rate=None,
+        protected_bit_energy=1.0,
         kernel_constraint=None,
         **kwargs,
     ):
         super().__init__(units, **kwargs)
-        self._init_faults(weight_format, fault_model, fault_rate, seed)
+        self._init_faults(
+            weight_format,
+            fault_model,
+            fault_rate,
+            seed,
+            fault_persistence,
+            ecc,
+            ecc_word_bits,
+            ecc_policy,
+            protected_msbs,
+            protected_rate,
+            protected_bit_energy,
+        )
         self.kernel_constraint = keras.constraints.get(
             self._default_kernel_constraint(kernel_constraint)
         )
