@@ -305,7 +305,7 @@ def test_domains_none_is_one_domain_per_layer_on_the_per_epoch_stream():
         model = _model(fault_rate=0.05)
         lanmax = tl.LaNMax(alpha=1.0, warmup_epochs=0, seed=3, learning_rate=2.0, domains=domains)
         model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0, callbacks=[lanmax])
-        runs.append((lanmax, model.get_weights()))
+        runs.append((lanmax, _weights(model)))
     (default, weights), (explicit, explicit_weights) = runs
     assert default.rates == explicit.rates and default.last_points == explicit.last_points
     for a, b in zip(weights, explicit_weights, strict=True):
@@ -346,30 +346,6 @@ def test_a_domain_starts_at_the_smallest_p_of_its_layers():
 # ---------------------------------------------------------------------------------------------
 
 
-class ProtectedDense(tl.FaultyDense):
-    """A faulty layer keeping half its stored bits in robust cells that cost 1.5 each.
-
-    Properties with setters that ignore a write, so the test holds whether or not the faulty
-    layers set these attributes themselves.
-    """
-
-    @property
-    def rated_bits(self):
-        return self.stored_bits // 2
-
-    @rated_bits.setter
-    def rated_bits(self, value):
-        del value
-
-    @property
-    def protected_bit_energy(self):
-        return 1.5
-
-    @protected_bit_energy.setter
-    def protected_bit_energy(self, value):
-        del value
-
-
 class SquareRootEnergy:
     """A duck-typed energy model with no `a`: eta(p) = sqrt(p0 / p)."""
 
@@ -391,7 +367,14 @@ def test_energy_counts_protected_bits_with_any_energy_model():
     model = keras.Sequential(
         [
             keras.Input((8,)),
-            ProtectedDense(16, weight_format=tl.formats.FixedPoint(4, 2), seed=0, name="prot"),
+            tl.FaultyDense(
+                16,
+                weight_format=tl.formats.FixedPoint(4, 2),
+                protected_msbs=2,  # half the bits of every weight in robust cells
+                protected_bit_energy=1.5,
+                seed=0,
+                name="prot",
+            ),
             tl.FaultyDense(3, fault_rate=0.05, seed=1, name="plain"),
             keras.layers.Activation("softmax"),
         ]
@@ -438,7 +421,10 @@ class Interrupt(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
-def _lanmax_run(tmp_path, name, callbacks=(), backup_dir=True):
+EPOCHS = 2  # of 10 batches: the optimizer ends at step 20
+
+
+def _lanmax_run(folder, callbacks=(), backup_dir=True):
     x, y = _data(n=320)  # 10 batches of 32 per epoch
     model = _model(fault_rate=0.05)  # a fresh process: same architecture, initial p again
     lanmax = tl.LaNMax(
@@ -446,56 +432,63 @@ def _lanmax_run(tmp_path, name, callbacks=(), backup_dir=True):
         warmup_epochs=0,
         seed=0,
         learning_rate=0.5,
-        backup_dir=str(tmp_path / name) if backup_dir else None,
+        backup_dir=str(folder / "lanmax") if backup_dir else None,
     )
     model.fit(
-        x, y, batch_size=32, epochs=3, shuffle=False, verbose=0, callbacks=[lanmax, *callbacks]
+        x, y, batch_size=32, epochs=EPOCHS, shuffle=False, verbose=0, callbacks=[lanmax, *callbacks]
     )
     return lanmax, model
 
 
-def _interrupted_and_resumed(tmp_path, save_freq, epoch, batch=None, backup_dir=True):
-    backup = str(tmp_path / "backup")
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    lanmax, model = _lanmax_run(tmp_path_factory.mktemp("reference"))
+    steps = np.abs(0.5 * np.array([fit["slopes"] for fit in lanmax.fits]))
+    assert np.any(steps < 0.25)  # some steps unclipped: p depends on every recorded J
+    return lanmax, _weights(model)
+
+
+def _weights(model):
+    return [ops.convert_to_numpy(v.value) for v in [*model.weights, model.optimizer.iterations]]
+
+
+def _interrupted_and_resumed(folder, save_freq, epoch, batch=None, backup_dir=True):
+    backup = str(folder / "backup")
     interrupted = [keras.callbacks.BackupAndRestore(backup, save_freq=save_freq)]
     with pytest.raises(RuntimeError, match="interrupted"):
-        _lanmax_run(tmp_path, "lanmax", [*interrupted, Interrupt(epoch, batch)], backup_dir)
+        _lanmax_run(folder, [*interrupted, Interrupt(epoch, batch)], backup_dir)
     resumed = [keras.callbacks.BackupAndRestore(backup, save_freq=save_freq)]
-    return _lanmax_run(tmp_path, "lanmax", resumed, backup_dir)
+    return _lanmax_run(folder, resumed, backup_dir)
 
 
-def _assert_same_run(lanmax, model, reference, reference_model):
+def _assert_same_run(lanmax, model, uninterrupted):
+    reference, reference_weights = uninterrupted
     assert lanmax.rates == reference.rates  # exactly: same float64 ln p
-    for a, b in zip(model.get_weights(), reference_model.get_weights(), strict=True):
+    weights = _weights(model)  # with the fault rates and the optimizer's step count
+    assert int(weights[-1]) == int(reference_weights[-1]) == 10 * EPOCHS
+    for a, b in zip(weights, reference_weights, strict=True):
         np.testing.assert_array_equal(a, b)
-    iterations = [
-        int(ops.convert_to_numpy(m.optimizer.iterations)) for m in (model, reference_model)
-    ]
-    assert iterations[0] == iterations[1] == 30
 
 
-def test_resume_at_an_epoch_boundary_ends_with_the_same_p_and_weights(tmp_path):
-    reference, reference_model = _lanmax_run(tmp_path, "reference")
-    steps = np.abs(0.5 * np.array([fit["slopes"] for fit in reference.fits]))
-    assert np.any(steps < 0.25)  # some steps unclipped: p depends on every recorded J
-    lanmax, model = _interrupted_and_resumed(tmp_path, "epoch", epoch=2)
-    assert [entry["epoch"] for entry in lanmax.trajectory] == [2]  # epochs 0-1 were restored
-    _assert_same_run(lanmax, model, reference, reference_model)
+def test_resume_at_an_epoch_boundary_ends_with_the_same_p_and_weights(tmp_path, uninterrupted):
+    lanmax, model = _interrupted_and_resumed(tmp_path, "epoch", epoch=1)
+    assert [entry["epoch"] for entry in lanmax.trajectory] == [1]  # epoch 0 was restored
+    _assert_same_run(lanmax, model, uninterrupted)
     assert not (tmp_path / "lanmax" / "lanmax_state.jsonl").exists()  # deleted at the end
 
 
-def test_resume_mid_epoch_ends_with_the_same_p_and_weights(tmp_path):
-    reference, reference_model = _lanmax_run(tmp_path, "reference")
+def test_resume_mid_epoch_ends_with_the_same_p_and_weights(tmp_path, uninterrupted):
     # Backups every 4 batches: the last before the interruption is epoch 1, batch 5. Keras
     # replays epoch 1 from batch 0; LaNMax puts the state of batch 5 back after its replay.
     lanmax, model = _interrupted_and_resumed(tmp_path, 4, epoch=1, batch=8)
-    _assert_same_run(lanmax, model, reference, reference_model)
-    assert lanmax.trajectory[0]["rates"] == reference.trajectory[1]["rates"]
+    _assert_same_run(lanmax, model, uninterrupted)
+    assert lanmax.last_points == uninterrupted[0].last_points
     # The test can fail: without LaNMax's log, Keras' replay trains batches 0-5 twice.
     approximate, approximate_model = _interrupted_and_resumed(
-        tmp_path, 4, epoch=1, batch=8, backup_dir=False
+        tmp_path / "approximate", 4, epoch=1, batch=8, backup_dir=False
     )
-    assert approximate.rates != reference.rates
-    assert int(ops.convert_to_numpy(approximate_model.optimizer.iterations)) == 30 + 6
+    assert approximate.rates != uninterrupted[0].rates
+    assert int(_weights(approximate_model)[-1]) == 10 * EPOCHS + 6
 
 
 # ---------------------------------------------------------------------------------------------
