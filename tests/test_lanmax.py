@@ -62,14 +62,15 @@ def test_alpha_zero_lowers_the_rates_when_faults_hurt_the_loss():
     """alpha = 0: the step follows the loss slope alone, which faults make positive.
 
     Power by construction, not by a lucky seed. Every step sees the same 64 examples, so the
-    batch-to-batch spread of J is the fault draws' (sigma_J ~ 0.17, measured) plus the training
+    batch-to-batch spread of J is the fault draws' (sd 0.15-0.18 measured) plus the training
     drift the time column absorbs. With N = 200 batches and r = 1 nat, the OLS standard error
-    of a slope is SE ~ sigma_J sqrt(3 / N) / r ~ 0.02 (the fits report 0.012-0.017), and the
-    loss slope of this model at p = 0.1 is 0.11-0.16 per nat of ln p (8 seeds), so the t
-    statistic is >= 6.5: the sign is wrong with probability < Phi(-6.5) ~ 4e-11 per domain.
-    The test checks that premise on the fit's own standard errors (t > 4, which fails with
-    probability < Phi(-2.5) ~ 0.6 % even at the weakest seed measured), then the consequence:
-    both p move down by the full step (lr * slope >= 0.55 > max_step).
+    of a slope is SE ~ sd sqrt(3 / N) / r ~ 0.02 (the fits report 0.011-0.015), and the loss
+    slope of this model at p = 0.1 is 0.13-0.19 per nat of ln p: t = slope / SE is 10-16 over
+    seeds 0-7 (model, data and LaNMax seed), so the sign is wrong with probability < Phi(-10)
+    per domain. The test checks that premise on the fit's own standard errors (t > 4: fails with
+    probability < Phi(-6) ~ 1e-9 even at the weakest seed measured; the former design, 80
+    batches of fresh data at r = 0.5, had t ~ 0-2), then the consequence: both p move down by
+    the full step (lr * slope >= 0.6 > max_step).
     """
     rng = np.random.default_rng(0)
     x_batch = rng.normal(size=(64, 8)).astype("float32")
