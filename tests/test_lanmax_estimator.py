@@ -12,6 +12,7 @@ from tf_lanmax.lanmax import (
     EpochState,
     RateEstimator,
     check_domains,
+    domain_log_rates,
     fit_rate_gradient,
     ols,
     resolve_domains,
@@ -210,9 +211,12 @@ def test_domains_structure_is_checked(domains):
         check_domains(domains)
 
 
-def test_domains_resolve_to_one_index_per_layer():
+def test_domains_resolve_to_one_index_per_layer_and_start_at_the_smallest_p():
     assert resolve_domains(None, ["a", "b", "c"]) == [0, 1, 2]
     assert resolve_domains(check_domains([["c", "a"], ["b"]]), ["a", "b", "c"]) == [0, 1, 0]
+    log_rates, uneven = domain_log_rates(np.log([0.02, 0.05, 0.01]), [0, 1, 0])
+    np.testing.assert_allclose(log_rates, np.log([0.01, 0.05]))
+    assert uneven == [0]
 
 
 @pytest.mark.parametrize(
@@ -272,6 +276,7 @@ def test_find_resume_at_an_epoch_boundary_and_mid_epoch():
     assert resume.find_resume(records, 99, 1, names, domains) == "mismatch"
     assert resume.find_resume(records[:1] + records[1:2], 8, 1, names, domains).kind == "epoch"
     assert resume.find_resume([], 0, 0, names, domains) is None
+    assert resume.find_resume(records, 0, 0, names, domains) is None  # a fresh model
     with pytest.raises(ValueError, match="backup_dir"):
         resume.find_resume(records, 13, 1, ["a", "c"], domains)
 
@@ -289,3 +294,5 @@ def test_state_log_is_rewritten_atomically_and_drops_a_torn_line(tmp_path):
     assert sorted(p.name for p in (tmp_path / "lanmax").iterdir()) == [resume.FILENAME]
     log.delete()
     assert log.read() == []
+    worker = resume.StateLog(tmp_path / "lanmax", worker="worker-1")
+    assert worker.path.endswith("lanmax_state.worker-1.jsonl")

@@ -13,7 +13,7 @@ from tf_lanmax.distribute import is_chief, shared_seed
 from tf_lanmax.energy import EnergyModel
 from tf_lanmax.energy.accounting import layer_bit_counts, mean_memory_energy
 from tf_lanmax.lanmax import resume
-from tf_lanmax.lanmax.domains import check_domains, resolve_domains
+from tf_lanmax.lanmax.domains import check_domains, domain_log_rates, resolve_domains
 from tf_lanmax.lanmax.estimator import RateEstimator
 from tf_lanmax.layers import faulty_layers
 
@@ -158,7 +158,6 @@ class LaNMax(keras.callbacks.Callback):
         self._epoch_skipped = 0
         self._last_record = {}
         self._log = None  # resume.StateLog
-        self._writes_log = False
         self._pending = None  # a mid-epoch resume.Resume, until Keras has replayed its batches
         self._snapshot = []
 
@@ -251,9 +250,9 @@ class LaNMax(keras.callbacks.Callback):
         self._seed = self.seed if self.seed is not None else shared_seed(self.model)
         self._state = None  # read at the first epoch, after BackupAndRestore's on_train_begin
         self._pending, self._snapshot = None, []
-        self._log = None if self.backup_dir is None else resume.StateLog(self.backup_dir)
-        strategy = getattr(self.model, "distribute_strategy", None)
-        self._writes_log = self._log is not None and is_chief(strategy)
+        self._log = None
+        if self.backup_dir is not None:
+            self._log = resume.StateLog(self.backup_dir, _worker_name(self.model))
 
     def _read_rates(self):
         # Continue from the layers' current p: after BackupAndRestore that is the learned p.
@@ -262,19 +261,17 @@ class LaNMax(keras.callbacks.Callback):
             [float(ops.convert_to_numpy(layer.fault_rate.value)) for layer in self.layers]
         )
         x = np.clip(np.log(np.maximum(current, 1e-300)), low, high)
-        domain_x = np.empty(int(self._layer_domain.max()) + 1)
-        for domain in range(domain_x.size):
-            members = x[self._layer_domain == domain]
-            domain_x[domain] = members.min()
-            if members.max() - members.min() > 1e-6:
-                names = [n.name for n, d in zip(self.layers, self._layer_domain) if d == domain]
-                warnings.warn(
-                    f"LaNMax: layers {names} of domain {domain} start at different p "
-                    f"{np.exp(members).tolist()}; the domain starts at the smallest. Give them "
-                    "the same `fault_rate` to choose another start.",
-                    stacklevel=3,
-                )
-        return domain_x
+        log_rates, uneven = domain_log_rates(x, self._layer_domain)
+        for domain in uneven:
+            members = self._layer_domain == domain
+            names = [layer.name for layer, m in zip(self.layers, members) if m]
+            warnings.warn(
+                f"LaNMax: layers {names} of domain {domain} start at different p "
+                f"{current[members].tolist()}; the domain starts at the smallest. Give them "
+                "the same `fault_rate` to choose another start.",
+                stacklevel=3,
+            )
+        return log_rates
 
     def _header(self):
         names = [layer.name for layer in self.layers]
@@ -313,7 +310,7 @@ class LaNMax(keras.callbacks.Callback):
             + list(model.optimizer.variables)
         }
         self._snapshot = [(v, ops.convert_to_numpy(v.value)) for v in variables.values()]
-        if self._writes_log:
+        if self._log is not None:
             self._log.rewrite(found.records)
         return found.start.log_rates
 
@@ -325,7 +322,7 @@ class LaNMax(keras.callbacks.Callback):
         self._epoch_skipped = 0
         self._last_record = {}
         self._assign(self._state.log_rates)
-        if self._writes_log and self._pending is None:
+        if self._log is not None and self._pending is None:
             record = resume.epoch_record(self._state, self._iteration())
             self._log.rewrite([self._header(), record])
 
@@ -363,7 +360,7 @@ class LaNMax(keras.callbacks.Callback):
             point = self._state.points[-1]
         if self._steps is not None and batch + 1 == self._steps:
             self._update()  # before any on_epoch_end: checkpoints see the new p
-        if self._writes_log:
+        if self._log is not None:
             metrics = [ops.convert_to_numpy(v.value).tolist() for v in self.model.metrics_variables]
             record = resume.batch_record(
                 self._state, batch, self._iteration(), point, skipped, self._previous_mean, metrics
@@ -421,7 +418,7 @@ class LaNMax(keras.callbacks.Callback):
             )
             self._pending, self._snapshot = None, []
         self._update()  # when the number of steps is unknown (first epoch of a generator)
-        if self._writes_log:
+        if self._log is not None:
             self._log.append(resume.end_record(self._state, self._iteration()))
         record = self._last_record
         rates = self._layer_rates()
@@ -454,5 +451,14 @@ class LaNMax(keras.callbacks.Callback):
         logs["lanmax_skipped"] = float(record["skipped"])
 
     def on_train_end(self, logs=None):
-        if self._writes_log:
+        if self._log is not None:
             self._log.delete()
+
+
+def _worker_name(model):
+    """`None` on the chief (or alone); `"<task type>-<index>"` on another multi-worker task."""
+    strategy = getattr(model, "distribute_strategy", None)
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or is_chief(strategy):
+        return None
+    return f"{resolver.task_type}-{resolver.task_id}"

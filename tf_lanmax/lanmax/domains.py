@@ -4,6 +4,8 @@ Pure functions on layer names: the structure of a `domains` argument is checked 
 callback is built; the names only when the model is known.
 """
 
+import numpy as np
+
 
 def check_domains(domains):
     """Checks the structure of `domains`: `None` or a non-empty list of non-empty lists of str.
@@ -90,6 +92,31 @@ def resolve_domains(domains, layer_names):
             f"Received: domains={_as_lists(domains)!r}"
         )
     return [where[name] for name in names]
+
+
+def domain_log_rates(layer_log_rates, layer_domains):
+    """One ln p per domain from its layers' ln p: the smallest (the most demanding layer).
+
+    Args:
+        layer_log_rates: (L,) ln p of each layer.
+        layer_domains: (L,) domain index of each layer (from `resolve_domains`).
+
+    Returns:
+        `(log_rates, uneven)`: a (D,) float64 array, and the domain indices whose layers did
+        not all hold the same p (within 1e-6 in ln p).
+
+    Example:
+    >>> domain_log_rates(np.log([0.02, 0.05, 0.01]), [0, 1, 0])  # (ln [0.01, 0.05], [0])
+    """
+    x = np.asarray(layer_log_rates, dtype=np.float64)
+    domains = np.asarray(layer_domains, dtype=int)
+    out, uneven = np.empty(int(domains.max()) + 1), []
+    for domain in range(out.size):
+        members = x[domains == domain]
+        out[domain] = members.min()
+        if members.max() - members.min() > 1e-6:
+            uneven.append(domain)
+    return out, uneven
 
 
 def _as_lists(domains):

@@ -31,11 +31,15 @@ class StateLog:
 
     Args:
         backup_dir: folder of the log (created when first written).
+        worker: `None` for the chief's `lanmax_state.jsonl`; another worker's name (e.g.
+            `"worker-1"`) gives it its own `lanmax_state.worker-1.jsonl`, so each process of a
+            multi-worker run restores from what it wrote, on a shared folder or not.
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, worker=None):
         self.backup_dir = os.fspath(backup_dir)
-        self.path = os.path.join(self.backup_dir, FILENAME)
+        name = FILENAME if worker is None else FILENAME.replace(".jsonl", f".{worker}.jsonl")
+        self.path = os.path.join(self.backup_dir, name)
 
     def read(self):
         """The records, oldest first; `[]` when there is no log."""
@@ -161,8 +165,8 @@ def find_resume(records, iteration, epoch, layer_names, layer_domains):
     Raises:
         ValueError: when the log was written for other layers or domains.
     """
-    if not records or records[0].get("kind") != "header":
-        return None
+    if not records or records[0].get("kind") != "header" or (iteration, epoch) == (0, 0):
+        return None  # nothing logged, or a fresh model: nothing was restored
     header = records[0]
     if header.get("version") != VERSION:
         return "mismatch"
