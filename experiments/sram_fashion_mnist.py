@@ -169,8 +169,8 @@ def part_b(args, train_ds, test):
                 "fault_draw_ci": ci,
                 "energy_ratio": energy_ratio(model),
                 "rates": {
-                    l.name: float(keras.ops.convert_to_numpy(l.fault_rate.value))
-                    for l in tl.faulty_layers(model)
+                    layer.name: float(keras.ops.convert_to_numpy(layer.fault_rate.value))
+                    for layer in tl.faulty_layers(model)
                 },
                 "seconds": time.time() - started,
             }
@@ -182,7 +182,7 @@ def part_b(args, train_ds, test):
             )
     summary = {name: summarise(points) for name, points in settings.items()}
     target = summary["reliable"]["accuracy"]["mean"] - args.tolerance
-    for name, row in summary.items():
+    for row in summary.values():
         row["meets_target"] = row["accuracy"]["mean"] >= target
     import matplotlib.pyplot as plt
 
