@@ -445,6 +445,9 @@ BAD = [
     (["evaluate", "MODEL", "--mode=noise", "--sigmas=0,-1"], "--sigmas", [">= 0", "-1"]),
     (["evaluate", "MODEL", "--mode=noise", "--sigmas=0,x"], "--sigmas", ["'x'"]),
     (["evaluate", "MODEL", "--split=test[:10"], "--split", ["test[:500]"]),
+    (["evaluate", "MODEL", "--chips=1"], "--chips", ["[2, inf]"]),
+    (["evaluate", "MODEL", "--chips=3", "--draws=4"], "--chips", ["--draws"]),
+    (["evaluate", "MODEL", "--chips=3", "--mode=noise"], "--chips", ["--mode=faults"]),
     (["sensitivity", "MODEL", "--test_rate=0.9"], "--test_rate", ["(0, 0.5]"]),
     (["sensitivity", "MODEL", "--seed=-1"], "--seed", ["[0, inf]"]),
     (["export", "MODEL"], "--base_path", ["required"]),
@@ -504,6 +507,7 @@ def test_valid_flags_pass_validation(parsed_flags, fake_model, capsys):
         TRAIN,
         ["train", "--sam=samson", "--rho=0.1", "--model=binary_wrn", "--depth=10", "--width=1"],
         ["evaluate", f"--model_path={fake_model}", "--mode=noise", "--sigmas=0,0.05", *TINY],
+        ["evaluate", f"--model_path={fake_model}", "--chips=3", "--split=test[:256]"],
         ["sensitivity", f"--model_path={fake_model}", "--test_rate=0.25"],
         ["export", f"--model_path={fake_model}", "--base_path=out", "--version=3"],
         ["summary", f"--model_path={fake_model}"],
@@ -600,6 +604,55 @@ def test_evaluate_noise_mode_writes_report_and_plot(trained, tmp_path):
     zero = saved["noise"]["accuracy"][0]
     assert zero["mean"] == pytest.approx(saved["clean_accuracy"], abs=1e-6)
     assert zero["low"] == zero["high"] == zero["mean"]
+
+
+def _chip_model(path, persistence):
+    """A tiny Fashion-MNIST classifier with one faulty layer, saved at `path`."""
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(),
+            tl.FaultyDense(10, fault_rate=0.1, fault_persistence=persistence, seed=0),
+            keras.layers.Softmax(),
+        ]
+    )
+    model.save(path)
+    return str(path)
+
+
+def test_evaluate_chips_writes_the_per_chip_summary(parsed_flags, tmp_path, capsys):
+    path = _chip_model(tmp_path / "persistent.keras", "persistent")
+    out = tmp_path / "out"
+    argv = ["lanmax", "evaluate", f"--model_path={path}", "--chips=3", "--split=test[:64]"]
+    assert cli.main(cli._parse_flags([*argv, "--seed=0", f"--run_dir={out}"])) == 0
+    stdout = capsys.readouterr().out
+    report = _read_json(out / "report.json")
+    assert (report["chips"], report["draws"]) == (3, None) and "faults" not in report
+    summary = report["chip_evaluation"]
+    # The oracle: the library on the same model, split and seed.
+    model = flags_common.load_model(path)
+    data = tl.data.load("fashion_mnist_subset", "test[:64]", batch_size=128)
+    expected = tl.evaluate_under_faults(model, data, chips=3, seed=0, verbose=0)
+    assert summary["chips"] == list(expected.chips)
+    assert summary["per_chip_accuracy"] == pytest.approx(expected.per_chip, abs=1e-6)
+    per_chip = np.array(summary["per_chip_accuracy"])
+    assert summary["accuracy"]["mean"] == pytest.approx(per_chip.mean(), rel=1e-12)
+    assert summary["accuracy"]["low"] < summary["accuracy"]["high"]  # p = 0.1: chips differ
+    assert [row["q"] for row in summary["quantiles"]] == [0.05, 0.1, 0.5]
+    for row in summary["quantiles"]:
+        assert row["accuracy"] == pytest.approx(np.quantile(per_chip, row["q"]), rel=1e-12)
+    assert "accuracy over chips" in stdout and "over 3 chips" in stdout
+
+    transient = _chip_model(tmp_path / "transient.keras", "transient")
+    argv = ["lanmax", "evaluate", f"--model_path={transient}", "--chips=3", f"--run_dir={out}2"]
+    line = _one_line_error(cli.main(cli._parse_flags(argv)), capsys.readouterr().err)
+    assert "--chips" in line and "persistent" in line and "--draws" in line
+    assert not (tmp_path / "out2").exists()
+    # Without --chips the same model gets fault draws, as before.
+    evaluate = importlib.import_module("tf_lanmax.cli.evaluate")
+    draws = evaluate.evaluate_and_report(transient, str(out), split="test[:64]", draws=2)
+    assert (draws["chips"], draws["draws"]) == (None, 2) and "chip_evaluation" not in draws
+    assert len(draws["faults"]["per_draw_accuracy"]) == 2
 
 
 def test_memse_digital_mapping_keeps_the_stored_fault_rates(trained, tmp_path):
