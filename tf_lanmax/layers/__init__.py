@@ -4,6 +4,7 @@ from tf_lanmax.layers.base import FaultyKernelMixin
 from tf_lanmax.layers.chips import set_chip
 from tf_lanmax.layers.faulty_conv import FaultyConv1D, FaultyConv2D
 from tf_lanmax.layers.faulty_dense import FaultyDense
+from tf_lanmax.layers.reconfigure import with_memory
 from tf_lanmax.layers.switch import faults_disabled, faulty_layers, set_fault_rates
 
 __all__ = [
@@ -15,4 +16,5 @@ __all__ = [
     "faulty_layers",
     "set_chip",
     "set_fault_rates",
+    "with_memory",
 ]

@@ -27,6 +27,23 @@ class FaultyKernelMixin:
     callback can assign between batches without retracing the compiled step.
     """
 
+    @staticmethod
+    def memory_arguments():
+        """The faulty layers' arguments that describe the memory (not the Keras layer)."""
+        return (
+            "weight_format",
+            "fault_model",
+            "fault_rate",
+            "seed",
+            "fault_persistence",
+            "ecc",
+            "ecc_word_bits",
+            "ecc_policy",
+            "protected_msbs",
+            "protected_rate",
+            "protected_bit_energy",
+        )
+
     def _init_faults(
         self,
         weight_format,
@@ -70,7 +87,11 @@ class FaultyKernelMixin:
         self, ecc, ecc_word_bits, ecc_policy, protected_msbs, protected_rate, protected_bit_energy
     ):
         bits = self.weight_format.bits
-        self.ecc = check_one_of("ecc", ecc, ECC_CODES, context=self.name)
+        if ecc not in ECC_CODES:
+            raise ValueError(
+                f"`ecc` must be None or 'secded' (in {self.name}). Received: ecc={ecc!r}"
+            )
+        self.ecc = ecc
         self.ecc_word_bits = ecc_word_bits
         self.ecc_policy = ecc_policy
         self._ecc = None
