@@ -412,6 +412,8 @@ def test_energy_get_resolves_none_names_dicts_and_instances():
         resolved = tl.energy.get(name)
         assert resolved.get_config() == tl.memory.get(name).energy_model().get_config()
     assert isinstance(tl.energy.get("yang_murmann_28nm"), TabulatedEnergyModel)
+    tech = tl.memory.get("salami_fpga_bram")
+    assert tl.energy.get(tech).get_config() == tech.energy_model().get_config()
 
 
 @pytest.mark.parametrize("identifier", ["no_such_sram", 12.8, {"points": [(1e-3, 1.0)]}, object])

@@ -59,9 +59,9 @@ def get(identifier):
 
     Args:
         identifier: None (`EnergyModel()`, the exponential law with a = 12.8); a technology
-            name of `tl.memory.names()` (its energy model); a config dict (`serialize`'s
-            output, or a model's `get_config()`); or any object with `p0`, `eta`, `rate` and
-            `get_config`, returned as is.
+            name of `tl.memory.names()` or a `tl.memory.Technology` (its energy model); a
+            config dict (`serialize`'s output, or a model's `get_config()`); or any object
+            with `p0`, `eta`, `rate` and `get_config`, returned as is.
 
     Returns:
         An energy model.
@@ -90,7 +90,9 @@ def get(identifier):
             return obj
     if is_energy_model(identifier):
         return identifier
+    if callable(getattr(identifier, "energy_model", None)):  # a tl.memory.Technology
+        return get(identifier.energy_model())
     raise ValueError(
-        f"`energy_model` must be None, one of {names()}, a config dict or an object with "
-        f"{', '.join(PROTOCOL)}. Received: energy_model={identifier!r}"
+        f"`energy_model` must be None, one of {names()}, a technology, a config dict or an "
+        f"object with {', '.join(PROTOCOL)}. Received: energy_model={identifier!r}"
     )

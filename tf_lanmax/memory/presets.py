@@ -25,7 +25,10 @@ def _law_ber(energy, a=DEFAULT_A):
 
 
 def exponential_law():
-    """The exponential energy-reliability law eta(p) = -ln(p)/a, a = 12.8 (the default)."""
+    """The exponential energy-reliability law eta(p) = -ln(p)/a, a = 12.8 (the default).
+
+    Reference: Henwood, Leduc-Primeau, Savaria, arXiv:1912.10764.
+    """
     bers = (_law_ber(1.0), 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5)
     return Technology(
         name="exponential_law",
@@ -49,7 +52,10 @@ PROFILED_BERS = (1.31e-5, 4.07e-5, 1.26e-4, 1.55e-4, 1.21e-3, 3.98e-3, 1.21e-2)
 
 
 def profiled_sram():
-    """A profiled SRAM chip's measured BERs; voltages not given; energy from the law."""
+    """A profiled SRAM chip's measured BERs; voltages not given; energy from the law.
+
+    Reference: Chandramoorthy et al., HPCA 2019 (profiling); Henwood et al., arXiv:1912.10764.
+    """
     bers = (_law_ber(1.0), *PROFILED_BERS)
     return Technology(
         name="profiled_sram",
@@ -81,7 +87,10 @@ YANG_MURMANN_NOMINAL_V = 1.0
 
 
 def yang_murmann_28nm():
-    """Yang & Murmann's 8 KB 28 nm FD-SOI SRAM: measured voltage and access-power points."""
+    """Yang & Murmann's 8 KB 28 nm FD-SOI SRAM: measured voltage and access-power points.
+
+    Reference: L. Yang, B. Murmann, ISQED 2017.
+    """
     points = []
     for reduction, power_ratio in YANG_MURMANN_REDUCTIONS:
         energy = 1.0 / power_ratio
@@ -126,7 +135,10 @@ SALAMI_POWER_SAVING = 0.361
 
 
 def salami_fpga_bram():
-    """Undervolted FPGA BRAMs (Xilinx VC707): measured fault counts per voltage."""
+    """Undervolted FPGA BRAMs (Xilinx VC707): measured fault counts per voltage.
+
+    Reference: Salami, Unsal, Cristal Kestelman, MICRO 2018, doi:10.1109/MICRO.2018.00064.
+    """
     v_min, v_crash = SALAMI_VC707_FAULTS[0][0], SALAMI_VC707_FAULTS[-1][0]
     crash_faults = SALAMI_VC707_FAULTS[-1][1]
     points = []

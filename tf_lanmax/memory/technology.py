@@ -49,6 +49,9 @@ class Technology:
     >>> tech.voltage(1e-2), tech.rate(0.70), tech.eta(1e-2)
     >>> tech.energy_model()   # a TabulatedEnergyModel for LaNMax and tl.summary
     >>> tech.fault_model()    # StuckAtMix(stuck_at_0_fraction=0.5)
+
+    Reference: each preset cites its source (`source`); the energy law is Henwood,
+    Leduc-Primeau, Savaria, arXiv:1912.10764.
     """
 
     def __init__(
