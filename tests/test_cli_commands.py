@@ -167,7 +167,7 @@ def commands(trained, tmp_path_factory):
         ),
         "memse": _start(*MEMSE, f"--model_path={model}", f"--run_dir={dirs['memse']}"),
         "export": _start("export", f"--model_path={model}", f"--base_path={dirs['export']}"),
-        "summary": _start("summary", f"--model_path={model}"),
+        "summary": _start("summary", f"--model_path={model}", "--technology=yang_murmann_28nm"),
     }
     results = {name: _finish(process) for name, process in processes.items()}
     return {"dirs": dirs, "results": results, "model_path": model}
@@ -191,6 +191,8 @@ def test_train_writes_model_report_and_lanmax_plots(trained):
     )
     assert report["package_version"] == tl.__version__
     assert report["sam"] is None
+    assert report["technology"] == "exponential_law"  # the default --technology
+    assert report["energy"]["technology"]["name"] == "exponential_law"
     assert len(report["history"]["loss"]) == 1
     faulty = report["faulty_test"]
     assert faulty["accuracy"]["n"] == 2
@@ -274,6 +276,9 @@ def test_summary_prints_the_energy_table(commands, trained):
     for row in trained[2]["energy"]["layers"]:
         assert row["name"] in result.stdout
     assert "Memory energy" in result.stdout and "Saving vs reliable memory" in result.stdout
+    # Priced by --technology: its voltage per layer, the float parameters it leaves out.
+    assert "technology yang_murmann_28nm" in result.stdout and " V " in result.stdout
+    assert "reliable float parameters:" in result.stdout
 
 
 def _dominated(point, others):
@@ -303,6 +308,7 @@ def test_tune_writes_the_front_report_plot_and_tuner_folder(tuned):
         "train[:256]",
     )
     assert report["search_space"] == {"alphas": [0.1, 10.0]}
+    assert report["technology"] == "exponential_law"
     assert (report["num_trials"], report["num_completed"], report["num_failed"]) == (2, 2, 0)
     points = report["points"]
     assert sorted(p["alpha"] for p in points) == [0.1, 10.0]
@@ -419,6 +425,8 @@ def fake_model(tmp_path):
     return str(path)
 
 
+TECHNOLOGIES = ["exponential_law", "profiled_sram", "yang_murmann_28nm", "salami_fpga_bram"]
+
 BAD = [
     (["train", "--sam=foo"], "--sam=foo", ["none", "sam", "asam", "samson"]),
     (["train", "--model=resnet"], "--model=resnet", ["binary_cnn", "binary_wrn"]),
@@ -487,6 +495,9 @@ BAD = [
     (["memse", "MODEL", "--gmax_steps=-1"], "--gmax_steps", ["[0, inf]"]),
     (["memse", "MODEL", "--calibration_samples=0"], "--calibration_samples", ["[1, inf]"]),
     (["memse", "MODEL", "--split=test[:"], "--split", ["test[:500]"]),
+    (["train", "--technology=dram"], "--technology=dram", TECHNOLOGIES),
+    (["tune", "--technology=sram"], "--technology=sram", TECHNOLOGIES),
+    (["summary", "MODEL", "--technology=28nm"], "--technology=28nm", TECHNOLOGIES),
     (["summary", "MODEL", "extra"], "unexpected arguments", ["extra"]),
     (["summary", "--no_such_flag"], "no_such_flag", []),
 ]
@@ -511,6 +522,9 @@ def test_valid_flags_pass_validation(parsed_flags, fake_model, capsys):
         ["sensitivity", f"--model_path={fake_model}", "--test_rate=0.25"],
         ["export", f"--model_path={fake_model}", "--base_path=out", "--version=3"],
         ["summary", f"--model_path={fake_model}"],
+        ["summary", f"--model_path={fake_model}", "--technology=yang_murmann_28nm"],
+        ["train", "--technology=salami_fpga_bram"],
+        ["tune", "--technology=profiled_sram"],
         TUNE,
         ["tune", "--tuner=bayesian", "--trials=3", "--alpha_min=0.1", "--alpha_max=1"],
         ["tune", "--tuner=hyperband", "--epochs=3", "--objective=accuracy", "--resume"],
@@ -526,9 +540,10 @@ HELP = [
     ("sensitivity", ["--test_rate", "--model_path", "--draws", "--split", "--run_dir"], "--epochs"),
     (
         "tune",
-        ["--tuner", "--alphas", "--trials", "--train_split", "--width", "--epochs"],
+        ["--tuner", "--alphas", "--trials", "--train_split", "--width", "--epochs", "--technology"],
         "--sigma",
     ),
+    ("summary", ["--model_path", "--technology"], "--epochs"),
     ("memse", ["--sigma", "--gmax", "--levels", "--power_budget", "--model_path"], "--epochs"),
 ]
 
@@ -689,6 +704,22 @@ def test_memse_power_budget_without_crossbar_layers_exits_2_before_work(
     line = _one_line_error(cli.main(remaining), capsys.readouterr().err)
     assert "--power_budget" in line and "--mapping=crossbar" in line
     assert not out.exists()
+
+
+def test_summary_command_prices_the_model_with_the_technology(parsed_flags, tmp_path, capsys):
+    model = keras.Sequential(
+        [keras.Input((6,)), tl.FaultyDense(4, fault_rate=1e-3, seed=0, name="only")]
+    )
+    path = str(tmp_path / "tiny.keras")
+    model.save(path)
+    argv = ["lanmax", "summary", f"--model_path={path}", "--technology=yang_murmann_28nm"]
+    assert cli.main(cli._parse_flags(argv)) == 0
+    out = capsys.readouterr().out
+    volts = tl.memory.get("yang_murmann_28nm").voltage(1e-3)
+    line = next(line for line in out.splitlines() if "| only" in line)
+    assert f"~{volts:.2f} V" in line
+    assert "technology yang_murmann_28nm" in out and "reliable float parameters: 128 bits" in out
+    assert flags.FLAGS["technology"].default == tl.memory.DEFAULT
 
 
 # ---------------------------------------------------------------------------------------------
