@@ -17,6 +17,7 @@ Four studies on Debian's full Fashion-MNIST (10k test images; a fixed training s
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -31,23 +32,27 @@ from tf_lanmax._io import write_json_atomic  # noqa: E402
 from tf_lanmax.evaluation.statistics import t_interval  # noqa: E402
 from tf_lanmax.reports.plots import save_figure  # noqa: E402
 
-FIXED8 = {"bits": 8, "fraction_bits": 6}
+# 7 fraction bits: weights in [-1, 1) with step 1/128 (6 bits rounded most dense weights to 0).
+FIXED8 = {"bits": 8, "fraction_bits": 7}
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out_dir", default="docs/results")
     parser.add_argument("--parts", default="a,b,c,d")
-    parser.add_argument("--train_split", default="train[:10000]")
+    parser.add_argument("--train_split", default="train[:20000]")
+    parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--test_split", default="test")
     parser.add_argument("--width", type=float, default=0.5, help="width multiplier of the CNN")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--chips", type=int, default=100)
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--alpha", type=float, default=1.0, help="LaNMax's energy weight")
     parser.add_argument("--uniform_rates", default="1e-3,1e-2")
     parser.add_argument("--tolerance", type=float, default=0.01, help="accuracy loss allowed")
+    parser.add_argument("--settings", default="", help="part (b) settings, ';'-separated")
+    parser.add_argument("--cache_dir", default="runs/sram_b", help="part (b) runs, one JSON each")
     parser.add_argument("--quick", action="store_true")
     return parser.parse_args(argv)
 
@@ -93,9 +98,7 @@ def energy_ratio(model, energy_model=None):
 def part_a(args, train_ds, test):
     rows = {}
     for label, fmt, p in (("binary", "binary", 2e-2), ("8-bit fixed point", FIXED8, 3e-3)):
-        fmt_obj = tl.formats.get(
-            fmt if isinstance(fmt, str) else {"class_name": "FixedPoint", "config": fmt}
-        )
+        fmt_obj = tl.formats.Binary() if fmt == "binary" else tl.formats.FixedPoint(**fmt)
         print(f"(a) {label}: fault-aware training at p = {p:g}", flush=True)
         model = train(train_ds, args, fmt_obj, "bit_flip", p, seed=0)
         transient = tl.evaluate_under_faults(model, test, draws=args.draws, seed=1, verbose=0)
@@ -132,57 +135,84 @@ def summarise(points):
     return {"accuracy": acc.to_dict(), "energy_ratio": ratio.to_dict(), "seeds": points}
 
 
+def setting_names(args):
+    return ["reliable", "LaNMax, 2 domains", "LaNMax, per layer"] + [
+        f"uniform p = {p:g}" for p in floats(args.uniform_rates)
+    ]
+
+
+DOMAINS = [["conv1", "conv2"], ["dense1", "dense2"]]
+
+
+def run_setting(args, train_ds, test, name, seed):
+    """Trains and measures one (setting, seed) of part (b)."""
+    started = time.time()
+    callbacks, fault_model, p = [], "bit_flip", 1e-3
+    if name == "reliable":
+        fault_model = "none"
+    elif name.startswith("uniform"):
+        p = float(name.split("= ")[1])
+    else:
+        lanmax = tl.LaNMax(
+            alpha=args.alpha,
+            seed=seed,
+            learning_rate=10.0,
+            max_step=0.75,
+            domains=DOMAINS if "domains" in name else None,
+        )
+        callbacks = [lanmax]
+    model = train(train_ds, args, tl.formats.FixedPoint(**FIXED8), fault_model, p, seed, callbacks)
+    if fault_model == "none":
+        accuracy, ci = clean_accuracy(model, test), None
+    else:
+        result = tl.evaluate_under_faults(model, test, draws=args.draws, seed=seed, verbose=0)
+        accuracy, ci = result.mean, list(result.ci)
+    return {
+        "setting": name,
+        "seed": seed,
+        "accuracy": accuracy,
+        "fault_draw_ci": ci,
+        "clean_accuracy": clean_accuracy(model, test),
+        "energy_ratio": energy_ratio(model),
+        "rates": {
+            layer.name: float(keras.ops.convert_to_numpy(layer.fault_rate.value))
+            for layer in tl.faulty_layers(model)
+        },
+        "seconds": time.time() - started,
+    }
+
+
 def part_b(args, train_ds, test):
-    fmt = tl.formats.FixedPoint(**FIXED8)
-    settings = {"reliable": [], "LaNMax, 2 domains": [], "LaNMax, per layer": []}
-    settings.update({f"uniform p = {p:g}": [] for p in floats(args.uniform_rates)})
-    domains = [["conv1", "conv2"], ["dense1", "dense2"]]
+    """Each (setting, seed) is cached in `--cache_dir`, so settings may run in several processes
+    (`--settings`) and the summary is assembled from every cached run."""
+    os.makedirs(args.cache_dir, exist_ok=True)
+    wanted = args.settings.split(";") if args.settings else setting_names(args)
     for seed in range(args.seeds):
-        for name in settings:
+        for name in wanted:
+            path = os.path.join(args.cache_dir, f"{name.replace(' ', '_')}__{seed}.json")
+            if os.path.exists(path):
+                continue
             print(f"(b) seed {seed}: {name}", flush=True)
-            started = time.time()
-            callbacks, fault_model, p = [], "bit_flip", 1e-3
-            if name == "reliable":
-                fault_model = "none"
-            elif name.startswith("uniform"):
-                p = float(name.split("= ")[1])
-            else:
-                lanmax = tl.LaNMax(
-                    alpha=args.alpha,
-                    seed=seed,
-                    learning_rate=10.0,
-                    max_step=0.75,
-                    domains=domains if "domains" in name else None,
-                )
-                callbacks = [lanmax]
-            model = train(train_ds, args, fmt, fault_model, p, seed, callbacks)
-            if fault_model == "none":
-                accuracy, ci = clean_accuracy(model, test), None
-            else:
-                result = tl.evaluate_under_faults(
-                    model, test, draws=args.draws, seed=seed, verbose=0
-                )
-                accuracy, ci = result.mean, list(result.ci)
-            point = {
-                "seed": seed,
-                "accuracy": accuracy,
-                "fault_draw_ci": ci,
-                "energy_ratio": energy_ratio(model),
-                "rates": {
-                    l.name: float(keras.ops.convert_to_numpy(l.fault_rate.value))
-                    for l in tl.faulty_layers(model)
-                },
-                "seconds": time.time() - started,
-            }
-            settings[name].append(point)
+            point = run_setting(args, train_ds, test, name, seed)
+            write_json_atomic(path, point)
             print(
-                f"    accuracy {accuracy:.4f}, energy saving {point['energy_ratio']:.2f}x, "
+                f"    accuracy {point['accuracy']:.4f}, saving {point['energy_ratio']:.2f}x, "
                 f"rates {point['rates']}",
                 flush=True,
             )
+    settings = {name: [] for name in setting_names(args)}
+    for name in settings:
+        for seed in range(args.seeds):
+            path = os.path.join(args.cache_dir, f"{name.replace(' ', '_')}__{seed}.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    settings[name].append(json.load(f))
+    settings = {name: points for name, points in settings.items() if len(points) >= 2}
+    if "reliable" not in settings:
+        return {"incomplete": sorted(settings)}
     summary = {name: summarise(points) for name, points in settings.items()}
     target = summary["reliable"]["accuracy"]["mean"] - args.tolerance
-    for name, row in summary.items():
+    for row in summary.values():
         row["meets_target"] = row["accuracy"]["mean"] >= target
     import matplotlib.pyplot as plt
 
@@ -196,15 +226,15 @@ def part_b(args, train_ds, test):
             yerr=a["half_width"],
             fmt="o",
             capsize=3,
-            label=name,
+            label=f"{name} ({len(row['seeds'])} seeds)",
         )
     ax.axhline(target, color="k", ls="--", label=f"reliable - {args.tolerance:.0%}")
     ax.set_xlabel("memory energy saving vs reliable memory (x)")
     ax.set_ylabel("test accuracy under faults")
-    ax.set_title(f"8-bit CNN, {args.seeds} seeds each (95% CI over seeds)")
+    ax.set_title("8-bit CNN: 95% CI over training seeds")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     save_figure(fig, os.path.join(args.out_dir, "sram_domains.png"))
-    return {"iso_accuracy_target": target, "domains": domains, "settings": summary}
+    return {"iso_accuracy_target": target, "domains": DOMAINS, "settings": summary}
 
 
 # --- (c) ----------------------------------------------------------------------------------------
@@ -333,7 +363,7 @@ def main(argv=None):
     if args.quick:
         dataset, args.train_split, args.test_split = "fashion_mnist_subset", "train", "test"
         args.epochs, args.seeds, args.chips, args.draws = 2, 2, 4, 2
-    train_ds = tl.data.load(dataset, args.train_split, batch_size=128, seed=0)
+    train_ds = tl.data.load(dataset, args.train_split, batch_size=args.batch_size, seed=0)
     test = tl.data.load(dataset, args.test_split, batch_size=1000)
     os.makedirs(args.out_dir, exist_ok=True)
     for part in args.parts.split(","):

@@ -167,7 +167,7 @@ def commands(trained, tmp_path_factory):
         ),
         "memse": _start(*MEMSE, f"--model_path={model}", f"--run_dir={dirs['memse']}"),
         "export": _start("export", f"--model_path={model}", f"--base_path={dirs['export']}"),
-        "summary": _start("summary", f"--model_path={model}"),
+        "summary": _start("summary", f"--model_path={model}", "--technology=yang_murmann_28nm"),
     }
     results = {name: _finish(process) for name, process in processes.items()}
     return {"dirs": dirs, "results": results, "model_path": model}
@@ -191,6 +191,8 @@ def test_train_writes_model_report_and_lanmax_plots(trained):
     )
     assert report["package_version"] == tl.__version__
     assert report["sam"] is None
+    assert report["technology"] == "exponential_law"  # the default --technology
+    assert report["energy"]["technology"]["name"] == "exponential_law"
     assert len(report["history"]["loss"]) == 1
     faulty = report["faulty_test"]
     assert faulty["accuracy"]["n"] == 2
@@ -274,6 +276,9 @@ def test_summary_prints_the_energy_table(commands, trained):
     for row in trained[2]["energy"]["layers"]:
         assert row["name"] in result.stdout
     assert "Memory energy" in result.stdout and "Saving vs reliable memory" in result.stdout
+    # Priced by --technology: its voltage per layer, the float parameters it leaves out.
+    assert "technology yang_murmann_28nm" in result.stdout and " V " in result.stdout
+    assert "reliable float parameters:" in result.stdout
 
 
 def _dominated(point, others):
@@ -303,6 +308,7 @@ def test_tune_writes_the_front_report_plot_and_tuner_folder(tuned):
         "train[:256]",
     )
     assert report["search_space"] == {"alphas": [0.1, 10.0]}
+    assert report["technology"] == "exponential_law"
     assert (report["num_trials"], report["num_completed"], report["num_failed"]) == (2, 2, 0)
     points = report["points"]
     assert sorted(p["alpha"] for p in points) == [0.1, 10.0]
@@ -419,6 +425,8 @@ def fake_model(tmp_path):
     return str(path)
 
 
+TECHNOLOGIES = ["exponential_law", "profiled_sram", "yang_murmann_28nm", "salami_fpga_bram"]
+
 BAD = [
     (["train", "--sam=foo"], "--sam=foo", ["none", "sam", "asam", "samson"]),
     (["train", "--model=resnet"], "--model=resnet", ["binary_cnn", "binary_wrn"]),
@@ -445,6 +453,9 @@ BAD = [
     (["evaluate", "MODEL", "--mode=noise", "--sigmas=0,-1"], "--sigmas", [">= 0", "-1"]),
     (["evaluate", "MODEL", "--mode=noise", "--sigmas=0,x"], "--sigmas", ["'x'"]),
     (["evaluate", "MODEL", "--split=test[:10"], "--split", ["test[:500]"]),
+    (["evaluate", "MODEL", "--chips=1"], "--chips", ["[2, inf]"]),
+    (["evaluate", "MODEL", "--chips=3", "--draws=4"], "--chips", ["--draws"]),
+    (["evaluate", "MODEL", "--chips=3", "--mode=noise"], "--chips", ["--mode=faults"]),
     (["sensitivity", "MODEL", "--test_rate=0.9"], "--test_rate", ["(0, 0.5]"]),
     (["sensitivity", "MODEL", "--seed=-1"], "--seed", ["[0, inf]"]),
     (["export", "MODEL"], "--base_path", ["required"]),
@@ -484,6 +495,9 @@ BAD = [
     (["memse", "MODEL", "--gmax_steps=-1"], "--gmax_steps", ["[0, inf]"]),
     (["memse", "MODEL", "--calibration_samples=0"], "--calibration_samples", ["[1, inf]"]),
     (["memse", "MODEL", "--split=test[:"], "--split", ["test[:500]"]),
+    (["train", "--technology=dram"], "--technology=dram", TECHNOLOGIES),
+    (["tune", "--technology=sram"], "--technology=sram", TECHNOLOGIES),
+    (["summary", "MODEL", "--technology=28nm"], "--technology=28nm", TECHNOLOGIES),
     (["summary", "MODEL", "extra"], "unexpected arguments", ["extra"]),
     (["summary", "--no_such_flag"], "no_such_flag", []),
 ]
@@ -504,9 +518,13 @@ def test_valid_flags_pass_validation(parsed_flags, fake_model, capsys):
         TRAIN,
         ["train", "--sam=samson", "--rho=0.1", "--model=binary_wrn", "--depth=10", "--width=1"],
         ["evaluate", f"--model_path={fake_model}", "--mode=noise", "--sigmas=0,0.05", *TINY],
+        ["evaluate", f"--model_path={fake_model}", "--chips=3", "--split=test[:256]"],
         ["sensitivity", f"--model_path={fake_model}", "--test_rate=0.25"],
         ["export", f"--model_path={fake_model}", "--base_path=out", "--version=3"],
         ["summary", f"--model_path={fake_model}"],
+        ["summary", f"--model_path={fake_model}", "--technology=yang_murmann_28nm"],
+        ["train", "--technology=salami_fpga_bram"],
+        ["tune", "--technology=profiled_sram"],
         TUNE,
         ["tune", "--tuner=bayesian", "--trials=3", "--alpha_min=0.1", "--alpha_max=1"],
         ["tune", "--tuner=hyperband", "--epochs=3", "--objective=accuracy", "--resume"],
@@ -522,9 +540,10 @@ HELP = [
     ("sensitivity", ["--test_rate", "--model_path", "--draws", "--split", "--run_dir"], "--epochs"),
     (
         "tune",
-        ["--tuner", "--alphas", "--trials", "--train_split", "--width", "--epochs"],
+        ["--tuner", "--alphas", "--trials", "--train_split", "--width", "--epochs", "--technology"],
         "--sigma",
     ),
+    ("summary", ["--model_path", "--technology"], "--epochs"),
     ("memse", ["--sigma", "--gmax", "--levels", "--power_budget", "--model_path"], "--epochs"),
 ]
 
@@ -602,6 +621,55 @@ def test_evaluate_noise_mode_writes_report_and_plot(trained, tmp_path):
     assert zero["low"] == zero["high"] == zero["mean"]
 
 
+def _chip_model(path, persistence):
+    """A tiny Fashion-MNIST classifier with one faulty layer, saved at `path`."""
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(),
+            tl.FaultyDense(10, fault_rate=0.1, fault_persistence=persistence, seed=0),
+            keras.layers.Softmax(),
+        ]
+    )
+    model.save(path)
+    return str(path)
+
+
+def test_evaluate_chips_writes_the_per_chip_summary(parsed_flags, tmp_path, capsys):
+    path = _chip_model(tmp_path / "persistent.keras", "persistent")
+    out = tmp_path / "out"
+    argv = ["lanmax", "evaluate", f"--model_path={path}", "--chips=3", "--split=test[:64]"]
+    assert cli.main(cli._parse_flags([*argv, "--seed=0", f"--run_dir={out}"])) == 0
+    stdout = capsys.readouterr().out
+    report = _read_json(out / "report.json")
+    assert (report["chips"], report["draws"]) == (3, None) and "faults" not in report
+    summary = report["chip_evaluation"]
+    # The oracle: the library on the same model, split and seed.
+    model = flags_common.load_model(path)
+    data = tl.data.load("fashion_mnist_subset", "test[:64]", batch_size=128)
+    expected = tl.evaluate_under_faults(model, data, chips=3, seed=0, verbose=0)
+    assert summary["chips"] == list(expected.chips)
+    assert summary["per_chip_accuracy"] == pytest.approx(expected.per_chip, abs=1e-6)
+    per_chip = np.array(summary["per_chip_accuracy"])
+    assert summary["accuracy"]["mean"] == pytest.approx(per_chip.mean(), rel=1e-12)
+    assert summary["accuracy"]["low"] < summary["accuracy"]["high"]  # p = 0.1: chips differ
+    assert [row["q"] for row in summary["quantiles"]] == [0.05, 0.1, 0.5]
+    for row in summary["quantiles"]:
+        assert row["accuracy"] == pytest.approx(np.quantile(per_chip, row["q"]), rel=1e-12)
+    assert "accuracy over chips" in stdout and "over 3 chips" in stdout
+
+    transient = _chip_model(tmp_path / "transient.keras", "transient")
+    argv = ["lanmax", "evaluate", f"--model_path={transient}", "--chips=3", f"--run_dir={out}2"]
+    line = _one_line_error(cli.main(cli._parse_flags(argv)), capsys.readouterr().err)
+    assert "--chips" in line and "persistent" in line and "--draws" in line
+    assert not (tmp_path / "out2").exists()
+    # Without --chips the same model gets fault draws, as before.
+    evaluate = importlib.import_module("tf_lanmax.cli.evaluate")
+    draws = evaluate.evaluate_and_report(transient, str(out), split="test[:64]", draws=2)
+    assert (draws["chips"], draws["draws"]) == (None, 2) and "chip_evaluation" not in draws
+    assert len(draws["faults"]["per_draw_accuracy"]) == 2
+
+
 def test_memse_digital_mapping_keeps_the_stored_fault_rates(trained, tmp_path):
     memse = importlib.import_module("tf_lanmax.cli.memse")
     run_dir, _, trained_report = trained
@@ -636,6 +704,22 @@ def test_memse_power_budget_without_crossbar_layers_exits_2_before_work(
     line = _one_line_error(cli.main(remaining), capsys.readouterr().err)
     assert "--power_budget" in line and "--mapping=crossbar" in line
     assert not out.exists()
+
+
+def test_summary_command_prices_the_model_with_the_technology(parsed_flags, tmp_path, capsys):
+    model = keras.Sequential(
+        [keras.Input((6,)), tl.FaultyDense(4, fault_rate=1e-3, seed=0, name="only")]
+    )
+    path = str(tmp_path / "tiny.keras")
+    model.save(path)
+    argv = ["lanmax", "summary", f"--model_path={path}", "--technology=yang_murmann_28nm"]
+    assert cli.main(cli._parse_flags(argv)) == 0
+    out = capsys.readouterr().out
+    volts = tl.memory.get("yang_murmann_28nm").voltage(1e-3)
+    line = next(line for line in out.splitlines() if "| only" in line)
+    assert f"~{volts:.2f} V" in line
+    assert "technology yang_murmann_28nm" in out and "reliable float parameters: 128 bits" in out
+    assert flags.FLAGS["technology"].default == tl.memory.DEFAULT
 
 
 # ---------------------------------------------------------------------------------------------

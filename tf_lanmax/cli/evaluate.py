@@ -4,10 +4,15 @@
 draws at its stored (trained or learned) rates; `--mode noise` applies memristor conductance
 noise at each of `--sigmas` with `--draws` draws each. Both report the mean accuracy with a
 Student-t confidence interval (`--confidence`) and the clean accuracy (faults off), and write
-`<run_dir>/report.json`; noise mode also writes `<run_dir>/noise_robustness.png`.
+`<run_dir>/report.json`; noise mode also writes `<run_dir>/noise_robustness.png`. For a model
+with persistent faulty layers (one fixed fault map per chip), `--chips K` evaluates K chips
+instead of `--draws`: the mean accuracy over chips with its interval, and the accuracy a given
+share of chips reach (quantiles with distribution-free lower bounds), in the report's
+`chip_evaluation`.
 
 Example:
   lanmax evaluate --model_path runs/train/model.keras --mode noise --sigmas 0,0.05,0.1
+  lanmax evaluate --model_path persistent.keras --chips 100
 """
 
 import os
@@ -22,6 +27,12 @@ MODES = ("faults", "noise")
 
 flags.DEFINE_enum("mode", "faults", MODES, "Evaluate under bit faults or conductance noise.")
 flags.DEFINE_list("sigmas", ["0", "0.05", "0.1"], "Noise mode: relative conductance noise sigmas.")
+flags.DEFINE_integer(
+    "chips",
+    None,
+    "Faults mode, for persistent faulty layers: evaluate this many chips (>= 2, one fault map "
+    "each) instead of --draws; reports the mean over chips and the accuracy 95% of chips reach.",
+)
 
 SHARED_FLAGS = (
     "run_dir",
@@ -54,6 +65,19 @@ def validate(flag_values):
     common.check_common(flag_values, SHARED_FLAGS)
     if flag_values.mode == "noise":
         parse_sigmas(flag_values.sigmas)
+    chips = flag_values.chips
+    if chips is not None:
+        common.check_int_flag("chips", chips, low=2)
+        if flag_values.mode != "faults":
+            raise common.UsageError(
+                f"--chips applies to --mode=faults only. Received: --chips={chips} with "
+                f"--mode={flag_values.mode}"
+            )
+        if flag_values["draws"].present:
+            raise common.UsageError(
+                "--chips and --draws exclude each other (K chips, or K fault draws). Received: "
+                f"--chips={chips} --draws={flag_values.draws}"
+            )
 
 
 def evaluate_and_report(
@@ -68,15 +92,30 @@ def evaluate_and_report(
     batch_size=512,
     seed=0,
     verbose=None,
+    chips=None,
 ):
     """Evaluates the saved model and writes `run_dir/report.json` (+ a PNG in noise mode).
 
+    With `chips` (faults mode), K chips of the model's persistent faulty layers replace the
+    fault draws: the report's `chip_evaluation` holds `ChipEvaluation.to_dict()`.
+
     Returns:
         The report dict.
+
+    Raises:
+        UsageError: `chips` for a model without persistent faulty layers, before any work.
     """
     bar = 1 if (common.keras_verbose() if verbose is None else verbose) == 1 else 0
     data = common.load_data(dataset, split, batch_size)
     model = common.load_model(model_path)
+    if chips is not None and not any(
+        layer.fault_persistence == "persistent" for layer in tl.faulty_layers(model)
+    ):
+        raise common.UsageError(
+            f"--chips needs faulty layers with fault_persistence='persistent'; those of "
+            f"{model_path} are all transient (every fault draw is a new chip): use --draws. "
+            f"Received: --chips={chips}"
+        )
     with tl.faults_disabled(model):
         clean_loss, clean_accuracy = model.evaluate(data, verbose=0)
     report = {
@@ -86,7 +125,8 @@ def evaluate_and_report(
         "dataset": dataset,
         "split": split,
         "mode": mode,
-        "draws": draws,
+        "draws": None if chips is not None else draws,
+        "chips": chips,
         "confidence": confidence,
         "seed": seed,
         "clean_accuracy": float(clean_accuracy),
@@ -96,15 +136,22 @@ def evaluate_and_report(
     }
     print(f"Clean {split} accuracy (faults off): {clean_accuracy:.4f}")
     if mode == "faults":
-        result = tl.evaluate_under_faults(
-            model, data, draws=draws, confidence=confidence, seed=seed, verbose=bar
-        )
         report["rates"] = {
             layer.name: float(ops.convert_to_numpy(layer.fault_rate.value))
             for layer in tl.faulty_layers(model)
         }
-        report["faults"] = result.to_dict()
-        print(f"{split} accuracy under faults at the stored rates: {result}")
+        if chips is not None:
+            result = tl.evaluate_under_faults(
+                model, data, chips=chips, confidence=confidence, seed=seed, verbose=bar
+            )
+            report["chip_evaluation"] = result.to_dict()
+            print(f"{split} accuracy over chips at the stored rates: {result}")
+        else:
+            result = tl.evaluate_under_faults(
+                model, data, draws=draws, confidence=confidence, seed=seed, verbose=bar
+            )
+            report["faults"] = result.to_dict()
+            print(f"{split} accuracy under faults at the stored rates: {result}")
     else:
         with tl.faults_disabled(model):  # noise alone: the stored weights, no bit faults
             result = tl.evaluate_under_noise(
@@ -138,5 +185,6 @@ def run(flag_values, args):
         confidence=flag_values.confidence,
         batch_size=flag_values.batch_size,
         seed=flag_values.seed,
+        chips=flag_values.chips,
     )
     return 0

@@ -39,6 +39,13 @@ flags.DEFINE_string("train_split", "train", "TFDS split to train on, e.g. 'train
 flags.DEFINE_float("width", None, "Width: binary_cnn's multiplier (1), binary_wrn's factor (4).")
 flags.DEFINE_float("learning_rate", 3e-3, "Peak Adam learning rate (cosine decay).")
 flags.DEFINE_integer("lanmax_warmup_epochs", 1, "LaNMax epochs that record but do not update p.")
+flags.DEFINE_enum(
+    "technology",
+    tl.memory.DEFAULT,
+    tl.memory.names(),
+    "Memory technology (tl.memory): its energy model prices each layer's p, for LaNMax and the "
+    "energy report; the summary shows the voltage of each layer where it gives voltages.",
+)
 
 
 class UsageError(ValueError):

@@ -4,7 +4,8 @@ Trains `--model` on `--dataset` with every kernel stored in `--weight_format` an
 `--fault_model` at `--fault_rate` (the initial p with `--lanmax`, which then learns p per layer
 with energy weight `--alpha`). `--sam` wraps the model in `tl.SharpnessAwareModel` (radius
 `--rho`). Then evaluates on `--split` with faults off and under `--draws` fault draws (with a
-confidence interval), prints the memory-energy summary and writes to `--run_dir`:
+confidence interval), prints the memory-energy summary (energy and voltages of `--technology`,
+whose energy model LaNMax also uses) and writes to `--run_dir`:
 
 - `model.keras`: the trained network (the inner model for `--sam`), loadable in safe mode;
 - `report.json`: flags, history, accuracies, energy, learned rates and trajectory;
@@ -51,6 +52,7 @@ SHARED_FLAGS = (
     "width",
     "learning_rate",
     "lanmax_warmup_epochs",
+    "technology",
 )
 
 
@@ -111,14 +113,20 @@ def train_and_report(
     width=None,
     depth=16,
     learning_rate=3e-3,
+    technology="exponential_law",
     verbose=None,
 ):
     """Trains, evaluates and writes `run_dir/{model.keras, report.json, *.png}`.
+
+    `technology` (a `tl.memory` name) prices the fault rates: LaNMax's energy term and the
+    summary use its energy model, LaNMax keeps p inside its measured BER range, and the summary
+    shows its voltages.
 
     Returns:
         The report dict (as written to report.json).
     """
     verbose = common.keras_verbose() if verbose is None else verbose
+    tech = tl.memory.get(technology)
     train = common.load_data(dataset, train_split, batch_size, flag="train_split", seed=seed)
     test = common.load_data(dataset, split, 512)
     info = tl.data.info(dataset)
@@ -145,7 +153,15 @@ def train_and_report(
     )
     callbacks = []
     if lanmax:
-        callbacks.append(tl.LaNMax(alpha=alpha, warmup_epochs=lanmax_warmup_epochs, seed=seed))
+        callbacks.append(
+            tl.LaNMax(
+                alpha=alpha,
+                energy_model=tech.energy_model(),
+                p_max=tech.ber_range[1],  # no saving is known past the last measured BER
+                warmup_epochs=lanmax_warmup_epochs,
+                seed=seed,
+            )
+        )
     start = time.perf_counter()
     history = trainer.fit(train, epochs=epochs, verbose=verbose, callbacks=callbacks)
     seconds = time.perf_counter() - start
@@ -161,7 +177,7 @@ def train_and_report(
     faulty = tl.evaluate_under_faults(
         network, test, draws=draws, confidence=confidence, seed=seed, verbose=bar
     )
-    energy = tl.summary(network)
+    energy = tl.summary(network, technology=tech)
     print(f"Clean {split} accuracy (faults off): {clean_accuracy:.4f}")
     print(f"{split} accuracy under faults: {faulty}")
 
@@ -174,6 +190,7 @@ def train_and_report(
         "weight_format": weight_format,
         "fault_model": fault_model,
         "fault_rate": fault_rate,
+        "technology": tech.name,
         "epochs": epochs,
         "batch_size": batch_size,
         "seed": seed,
@@ -233,5 +250,6 @@ def run(flag_values, args):
         width=flag_values.width,
         depth=flag_values.depth,
         learning_rate=flag_values.learning_rate,
+        technology=flag_values.technology,
     )
     return 0

@@ -3,9 +3,10 @@
 Each trial trains the binary CNN (`--width`) on `--train_split` with bit flips from p =
 `--fault_rate` and `tl.LaNMax(alpha)` learning one p per layer, then measures the accuracy under
 faults on `--split` (`--draws` fault draws, `--confidence` interval) and the memory energy at the
-learned rates (`tl.tuning.LaNMaxHyperModel`). `--tuner grid` tries each of `--alphas` once (or
-`--trials` alphas spaced geometrically over [`--alpha_min`, `--alpha_max`]); `random`,
-`bayesian` and `hyperband` sample alpha among `--alphas`, or log-uniformly over the range.
+learned rates (`tl.tuning.LaNMaxHyperModel`); `--technology`'s energy model prices p, for LaNMax
+and for that energy. `--tuner grid` tries each of `--alphas` once (or `--trials` alphas spaced
+geometrically over [`--alpha_min`, `--alpha_max`]); `random`, `bayesian` and `hyperband` sample
+alpha among `--alphas`, or log-uniformly over the range.
 
 The deliverable is the trade-off, not one best trial: the Pareto front of every completed trial
 (energy down, accuracy up) and its hypervolume against (all-reliable energy, chance accuracy).
@@ -72,6 +73,7 @@ SHARED_FLAGS = (
     "width",
     "learning_rate",
     "lanmax_warmup_epochs",
+    "technology",
 )
 
 
@@ -219,6 +221,7 @@ def tune_and_report(
     objective="score",
     energy_weight=0.1,
     resume=False,
+    technology="exponential_law",
     verbose=None,
 ):
     """Runs the alpha search and writes `run_dir/{report.json, front.png, tuner/}`.
@@ -247,6 +250,8 @@ def tune_and_report(
             `"score"`.
         energy_weight: weight of E-bar in the score. Defaults to `0.1`.
         resume: continue the saved search instead of starting over. Defaults to `False`.
+        technology: the `tl.memory` technology whose energy model LaNMax and the trials'
+            energy use. Defaults to `"exponential_law"`.
         verbose: Keras Tuner's verbosity. Defaults to `None` (bars in a terminal, lines else).
 
     Returns:
@@ -254,6 +259,7 @@ def tune_and_report(
         ``num_completed`` 0, when every trial failed.
     """
     verbose = common.keras_verbose() if verbose is None else verbose
+    tech = tl.memory.get(technology)
     train = common.load_data(dataset, train_split, batch_size, flag="train_split", seed=seed)
     test = common.load_data(dataset, split, 512)
     info = tl.data.info(dataset)
@@ -272,7 +278,12 @@ def tune_and_report(
         "confidence": confidence,
         "energy_weight": energy_weight,
         "objective": objective,
-        "lanmax_kwargs": {"max_step": max_step, "warmup_epochs": lanmax_warmup_epochs},
+        "lanmax_kwargs": {
+            "max_step": max_step,
+            "warmup_epochs": lanmax_warmup_epochs,
+            "p_max": tech.ber_range[1],  # no saving is known past the last measured BER
+        },
+        "energy_model": tech.energy_model(),
         "seed": seed,
     }
     if space is None:
@@ -309,6 +320,7 @@ def tune_and_report(
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "lanmax": settings["lanmax_kwargs"],
+        "technology": tech.name,
         "draws": draws,
         "confidence": confidence,
         "objective": objective,
@@ -316,7 +328,9 @@ def tune_and_report(
         "seed": seed,
         "search_seconds": seconds,
         "tuner_dir": os.path.abspath(search.project_dir),
-        "energy_unit": "bit-units (a reliable bit read costs 1; eta(p) = -ln(p)/a)",
+        "energy_unit": (
+            f"bit-units (a reliable bit read costs 1; eta(p) of technology {tech.name})"
+        ),
         "plots": [],
         "package_version": tl.__version__,
     }
@@ -378,5 +392,6 @@ def run(flag_values, args):
         objective=flag_values.objective,
         energy_weight=flag_values.energy_weight,
         resume=flag_values.resume,
+        technology=flag_values.technology,
     )
     return 0 if report["num_completed"] else 1

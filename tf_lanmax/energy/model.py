@@ -2,13 +2,16 @@
 
 import math
 
+import keras
 import numpy as np
 
 from tf_lanmax._validation import check_positive
+from tf_lanmax.energy.points import check_points
 
 DEFAULT_A = 12.8
 
 
+@keras.saving.register_keras_serializable(package="tf_lanmax")
 class EnergyModel:
     """Read energy per stored bit as a function of the bit fault rate p.
 
@@ -24,9 +27,46 @@ class EnergyModel:
     Example:
     >>> EnergyModel(a=12.8).eta(1e-2)  # 0.3598
     >>> EnergyModel().rate(0.5)        # the p that costs half the reliable energy
+    >>> EnergyModel.fit([(1e-5, 0.9), (1e-2, 0.36)]).a  # a fitted to measured points
 
-    Reference: Henwood et al., arXiv:1912.10764; ALGORITHMS.md §1.
+    Reference: Henwood, Leduc-Primeau, Savaria, arXiv:1912.10764 (AICAS 2020).
     """
+
+    @classmethod
+    def fit(cls, points, zero_energy_at_half=False):
+        """The law whose `a` fits measured points best: least squares on ln p against energy.
+
+        The law says ``ln p = -a eta``, a line through the origin, so minimising
+        ``sum_i (ln p_i + a eta_i)**2`` gives ``a = -sum_i eta_i ln p_i / sum_i eta_i**2`` in
+        closed form. Points made with the law give back its `a` to rounding.
+
+        Args:
+            points: one or more ``(p, energy)`` pairs or ``(voltage, p, energy)`` triples
+                (e.g. a `tl.memory` technology's `points`), p in (0, 0.5], energy > 0
+                relative to the reliable operating point. Noisy, repeated or non-monotone
+                points are allowed.
+            zero_energy_at_half: passed to the model. Defaults to `False`.
+
+        Returns:
+            An `EnergyModel`.
+
+        Raises:
+            ValueError: naming `points` for a bad point, or when the fitted a is <= ln 2 (the
+                points then put the reliable rate p0 = exp(-a) above 0.5).
+
+        Example:
+        >>> EnergyModel.fit([(math.exp(-7.0 * e), e) for e in (0.2, 0.5, 1.0)]).a  # 7.0
+        """
+        table = check_points(points, "points", min_points=1, monotone=False)
+        log_p = np.log(np.array([ber for _, ber, _ in table]))
+        eta = np.array([energy for _, _, energy in table])
+        a = float(-np.sum(eta * log_p) / np.sum(eta * eta))
+        if not a > math.log(2.0):
+            raise ValueError(
+                f"`points` must fit a law with a > ln 2 (so that p0 = exp(-a) < 0.5); they fit "
+                f"a={a:.6g}. Received: points={points!r}"
+            )
+        return cls(a=a, zero_energy_at_half=zero_energy_at_half)
 
     def __init__(self, a=DEFAULT_A, zero_energy_at_half=False):
         self.a = check_positive("a", a)
@@ -72,6 +112,10 @@ class EnergyModel:
 
     def get_config(self):
         return {"a": self.a, "zero_energy_at_half": self.zero_energy_at_half}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def __repr__(self):
         return f"EnergyModel(a={self.a!r}, zero_energy_at_half={self.zero_energy_at_half!r})"

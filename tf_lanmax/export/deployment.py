@@ -4,7 +4,7 @@ import keras
 
 from tf_lanmax.layers import FaultyConv1D, FaultyConv2D, FaultyDense, FaultyKernelMixin
 
-_FAULT_KEYS = ("weight_format", "fault_model", "fault_rate", "seed")
+_FAULT_KEYS = FaultyKernelMixin.memory_arguments()
 _TWINS = {
     FaultyDense: keras.layers.Dense,
     FaultyConv2D: keras.layers.Conv2D,

@@ -34,10 +34,10 @@ class ChipSeed(keras.random.SeedGenerator):
 
     @property
     def chip(self):
-        return int(ops.convert_to_numpy(self.state.value)[1])
+        return int(ops.convert_to_numpy(self.state.value * 1)[1])
 
     def get_config(self):
-        return {"map_key": int(ops.convert_to_numpy(self.state.value)[0]), "name": self.name}
+        return {"map_key": int(ops.convert_to_numpy(self.state.value * 1)[0]), "name": self.name}
 
 
 def map_key(seed, name):
@@ -87,6 +87,6 @@ def set_chip(model_or_layer, chip):
         )
     for layer in layers:
         state = layer.chip_seed.state
-        key = ops.convert_to_numpy(state.value)[0]
+        key = ops.convert_to_numpy(state.value * 1)[0]
         state.assign(ops.convert_to_tensor([int(key), chip], dtype=state.dtype))
     return len(layers)

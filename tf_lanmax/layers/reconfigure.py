@@ -39,11 +39,12 @@ def with_memory(model, **faulty_layer_args):
     found = []
 
     def clone(layer):
-        config = layer.get_config()
         if isinstance(layer, FaultyKernelMixin):
             found.append(layer.name)
-            config = {**config, **faulty_layer_args}
-        return layer.__class__.from_config(config)
+            # The constructor itself (not `from_config`, which wraps errors in TypeError), so a
+            # bad value raises the layer's own ValueError naming the argument.
+            return layer.__class__(**{**layer.get_config(), **faulty_layer_args})
+        return layer.__class__.from_config(layer.get_config())
 
     copy = keras.models.clone_model(model, clone_function=clone)
     if not found:

@@ -6,8 +6,9 @@ import math
 import keras
 import keras_tuner
 
+from tf_lanmax import energy
 from tf_lanmax._validation import check_int, check_one_of, check_positive, check_probability
-from tf_lanmax.energy import EnergyModel, memory_energy
+from tf_lanmax.energy import memory_energy
 from tf_lanmax.evaluation import evaluate_under_faults
 from tf_lanmax.lanmax import LaNMax
 
@@ -95,8 +96,9 @@ class LaNMaxHyperModel(keras_tuner.HyperModel):
         epochs: training epochs per trial (Hyperband sets its own). Defaults to `3`.
         draws: fault draws of the evaluation, >= 2. Defaults to `5`.
         confidence: coverage of the accuracy interval. Defaults to `0.95`.
-        energy_model: a `tl.EnergyModel` for LaNMax and the energy. Defaults to `None`
-            (`EnergyModel()`, a = 12.8).
+        energy_model: the energy model of LaNMax and of the reported energy: anything
+            `tl.energy.get` resolves (an energy model, a `tl.memory` technology name, a config
+            dict). Defaults to `None` (`EnergyModel()`, a = 12.8).
         energy_weight: lambda of the ``score``, >= 0 (0 ranks by accuracy alone). Defaults to
             `0.1`.
         objective: the metric `objective` names for the tuner: `"score"`, `"accuracy"`,
@@ -164,7 +166,7 @@ class LaNMaxHyperModel(keras_tuner.HyperModel):
         self.epochs = check_int("epochs", epochs, low=1)
         self.draws = check_int("draws", draws, low=2)
         self.confidence = check_probability("confidence", confidence, high=1.0 - 1e-12)
-        self.energy_model = energy_model or EnergyModel()
+        self.energy_model = energy.get(energy_model)
         self.energy_weight = check_positive("energy_weight", energy_weight, allow_zero=True)
         self.objective_name = check_one_of("objective", objective, tuple(OBJECTIVES))
         self.lanmax_kwargs = dict(lanmax_kwargs or {})
