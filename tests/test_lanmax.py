@@ -425,7 +425,7 @@ class Interrupt(keras.callbacks.Callback):
 EPOCHS = 2  # of 10 batches: the optimizer ends at step 20
 
 
-def _lanmax_run(folder, callbacks=(), backup_dir=True):
+def _lanmax_run(folder, callbacks=(), backup_dir=True, backup_first=False):
     x, y = _data(n=320)  # 10 batches of 32 per epoch
     model = _model(fault_rate=0.05)  # a fresh process: same architecture, initial p again
     lanmax = tl.LaNMax(
@@ -435,9 +435,8 @@ def _lanmax_run(folder, callbacks=(), backup_dir=True):
         learning_rate=0.5,
         backup_dir=str(folder / "lanmax") if backup_dir else None,
     )
-    model.fit(
-        x, y, batch_size=32, epochs=EPOCHS, shuffle=False, verbose=0, callbacks=[lanmax, *callbacks]
-    )
+    callbacks = [*callbacks[:1], lanmax, *callbacks[1:]] if backup_first else [lanmax, *callbacks]
+    model.fit(x, y, batch_size=32, epochs=EPOCHS, shuffle=False, verbose=0, callbacks=callbacks)
     return lanmax, model
 
 
@@ -453,13 +452,13 @@ def _weights(model):
     return [ops.convert_to_numpy(v.value) for v in [*model.weights, model.optimizer.iterations]]
 
 
-def _interrupted_and_resumed(folder, save_freq, epoch, batch=None, backup_dir=True):
+def _interrupted_and_resumed(folder, save_freq, epoch, batch=None, **kwargs):
     backup = str(folder / "backup")
     interrupted = [keras.callbacks.BackupAndRestore(backup, save_freq=save_freq)]
     with pytest.raises(RuntimeError, match="interrupted"):
-        _lanmax_run(folder, [*interrupted, Interrupt(epoch, batch)], backup_dir)
+        _lanmax_run(folder, [*interrupted, Interrupt(epoch, batch)], **kwargs)
     resumed = [keras.callbacks.BackupAndRestore(backup, save_freq=save_freq)]
-    return _lanmax_run(folder, resumed, backup_dir)
+    return _lanmax_run(folder, resumed, **kwargs)
 
 
 def _assert_same_run(lanmax, model, uninterrupted):
@@ -490,6 +489,13 @@ def test_resume_mid_epoch_ends_with_the_same_p_and_weights(tmp_path, uninterrupt
     )
     assert approximate.rates != uninterrupted[0].rates
     assert int(_weights(approximate_model)[-1]) == 10 * EPOCHS + 6
+
+
+def test_resume_from_a_backup_at_an_epochs_last_batch_listed_before_lanmax(tmp_path, uninterrupted):
+    # save_freq=10 saves at batch 9 of epoch 0, before the epoch ends: Keras resumes epoch 0
+    # and replays it whole. BackupAndRestore first: it saves before LaNMax's batch-end hook.
+    lanmax, model = _interrupted_and_resumed(tmp_path, 10, epoch=1, batch=3, backup_first=True)
+    _assert_same_run(lanmax, model, uninterrupted)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -239,12 +239,17 @@ def test_domain_errors_name_the_layer_and_the_argument(domains, message):
 
 
 def _logged_run(estimator, epochs, batches, seed=4):
-    """Records of a fake run: one epoch record, a batch record per batch, an end record."""
+    """Records of a fake run as the callback writes them, up to the start of epoch `epochs`.
+
+    Each epoch start rewrites the log to the header, the previous epoch and the new start.
+    """
     records = [resume.header_record(seed, ["a", "b"], [0, 0])]
-    x, iteration = np.log([1e-2]), 0
-    for epoch in range(epochs):
+    x, iteration, states = np.log([1e-2]), 0, []
+    for epoch in range(epochs + 1):
         state = estimator.start(epoch, x, seed)
-        records = records[:1] + [resume.epoch_record(state, iteration)]  # the epoch rewrite
+        records = [records[0], *resume.last_epoch(records), resume.epoch_record(state, iteration)]
+        if epoch == epochs:
+            return records, states
         for batch in range(batches):
             x_tilde, state = estimator.propose(state)
             state = estimator.record(state, batch, x_tilde, batch / batches, x_tilde[0], 0.0)
@@ -253,29 +258,34 @@ def _logged_run(estimator, epochs, batches, seed=4):
             iteration += 1
             point = state.points[-1]
             records.append(resume.batch_record(state, batch, iteration, point, False, 0.5, [1.0]))
+            states.append(state)
         records.append(resume.end_record(state, iteration))
         x = state.log_rates
-    return records, state
 
 
 def test_find_resume_at_an_epoch_boundary_and_mid_epoch():
     estimator = RateEstimator(p_min=1e-6, warmup_epochs=0)
-    records, last = _logged_run(estimator, epochs=2, batches=8)
+    records, states = _logged_run(estimator, epochs=2, batches=8)  # up to epoch 2's start
+    assert [r["kind"] for r in records] == ["header", "epoch", *["batch"] * 8, "end", "epoch"]
     names, domains = ["a", "b"], [0, 0]
     boundary = resume.find_resume(records, 16, 2, names, domains)
-    assert boundary.kind == "epoch" and boundary.state.log_rates == last.log_rates
-    assert resume.find_resume(records, 16, 1, names, domains).kind == "batch"  # Keras replays
+    assert boundary.kind == "epoch" and boundary.state.log_rates == states[-1].log_rates
+    assert boundary.records == tuple(records[:-1])  # without epoch 2's start: it is redone
+    # A backup at the last batch of epoch 1, before its end: Keras replays epoch 1.
+    last = resume.find_resume(records, 16, 1, names, domains)
+    assert (last.kind, last.batch) == ("batch", 7) and last.state == states[-1]
     middle = resume.find_resume(records, 13, 1, names, domains)
     assert (middle.kind, middle.batch, middle.seed) == ("batch", 4, 4)
-    assert len(middle.state.points) == 5 and middle.state.step is None
-    assert middle.records == tuple(records[: 2 + 5])  # header, epoch, 5 batches: truncated
+    assert middle.state == states[12] and middle.state.step is None
+    assert middle.records == tuple(records[: 2 + 5])  # header, epoch 1, 5 batches: truncated
     assert middle.start.points == () and middle.start.epoch == 1
+    assert resume.last_epoch(middle.records) == list(records[1:7])
     # Continuing from the restored state draws what the run drew next.
     _, continued = estimator.propose(middle.state)
     assert continued.rng_state == records[2 + 5]["rng_state"]
+    assert resume.find_resume(records, 5, 0, names, domains) == "mismatch"  # epoch 0 is gone
     assert resume.find_resume(records, 99, 1, names, domains) == "mismatch"
-    assert resume.find_resume(records[:1] + records[1:2], 8, 1, names, domains).kind == "epoch"
-    assert resume.find_resume([], 0, 0, names, domains) is None
+    assert resume.find_resume([], 3, 1, names, domains) is None
     assert resume.find_resume(records, 0, 0, names, domains) is None  # a fresh model
     with pytest.raises(ValueError, match="backup_dir"):
         resume.find_resume(records, 13, 1, ["a", "c"], domains)

@@ -158,6 +158,7 @@ class LaNMax(keras.callbacks.Callback):
         self._epoch_skipped = 0
         self._last_record = {}
         self._log = None  # resume.StateLog
+        self._log_tail = []  # the log's records since the current epoch's start
         self._pending = None  # a mid-epoch resume.Resume, until Keras has replayed its batches
         self._snapshot = []
 
@@ -250,7 +251,7 @@ class LaNMax(keras.callbacks.Callback):
         self._seed = self.seed if self.seed is not None else shared_seed(self.model)
         self._state = None  # read at the first epoch, after BackupAndRestore's on_train_begin
         self._pending, self._snapshot = None, []
-        self._log = None
+        self._log, self._log_tail = None, []
         if self.backup_dir is not None:
             self._log = resume.StateLog(self.backup_dir, _worker_name(self.model))
 
@@ -300,6 +301,7 @@ class LaNMax(keras.callbacks.Callback):
         if found is None:
             return log_rates
         self._seed = found.seed
+        self._log_tail = resume.last_epoch(found.records)
         if found.kind == "epoch":
             return found.state.log_rates
         self._pending = found
@@ -323,8 +325,11 @@ class LaNMax(keras.callbacks.Callback):
         self._last_record = {}
         self._assign(self._state.log_rates)
         if self._log is not None and self._pending is None:
+            # Keep the previous epoch: a backup made at its last batch, before its end, makes
+            # Keras replay it.
             record = resume.epoch_record(self._state, self._iteration())
-            self._log.rewrite([self._header(), record])
+            self._log.rewrite([self._header(), *self._log_tail, record])
+            self._log_tail = [record]
 
     def on_train_batch_begin(self, batch, logs=None):
         self._x_tilde, self._state = self.estimator.propose(self._state)
@@ -366,6 +371,7 @@ class LaNMax(keras.callbacks.Callback):
                 self._state, batch, self._iteration(), point, skipped, self._previous_mean, metrics
             )
             self._log.append(record)
+            self._log_tail.append(record)
 
     def _install(self, pending):
         """Back to the restored position after Keras' replay: weights, optimizer, metrics, p."""
@@ -419,7 +425,9 @@ class LaNMax(keras.callbacks.Callback):
             self._pending, self._snapshot = None, []
         self._update()  # when the number of steps is unknown (first epoch of a generator)
         if self._log is not None:
-            self._log.append(resume.end_record(self._state, self._iteration()))
+            record = resume.end_record(self._state, self._iteration())
+            self._log.append(record)
+            self._log_tail.append(record)
         record = self._last_record
         rates = self._layer_rates()
         etas = np.atleast_1d(self.energy_model.eta(rates))

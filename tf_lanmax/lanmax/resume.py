@@ -9,6 +9,9 @@ restored optimizer step. Records (one JSON object per line):
   mean loss, the compiled metrics' variables, the optimizer step after it, the step of p if the
   epoch's update ran there;
 - ``end``: the epoch ended (the update, when it ran at `on_epoch_end`).
+
+The log holds the previous epoch and the current one: a backup made at an epoch's last batch,
+before `on_epoch_end`, is resumed by Keras as that epoch, which it replays.
 """
 
 import dataclasses
@@ -76,6 +79,12 @@ class StateLog:
         """Removes the log (the run finished)."""
         if os.path.exists(self.path):
             os.remove(self.path)
+
+
+def last_epoch(records):
+    """The records from the last epoch start on (`[]` if there is none), header excluded."""
+    starts = [i for i, record in enumerate(records) if record.get("kind") == "epoch"]
+    return list(records[starts[-1] :]) if starts else []
 
 
 def header_record(seed, layer_names, layer_domains):
@@ -213,7 +222,7 @@ def find_resume(records, iteration, epoch, layer_names, layer_domains):
         if kind == "epoch" and epoch == state.epoch:
             if epoch == 0:
                 return None  # no progress: a fresh run
-            return Resume("epoch", epoch, seed, state, records=kept)
+            return Resume("epoch", epoch, seed, state, records=kept[:-1])
         if state.step is not None and epoch == state.epoch + 1:
             return Resume("epoch", epoch, seed, state, records=kept)
         if kind == "batch" and epoch == state.epoch:
