@@ -9,10 +9,10 @@ import numpy as np
 from keras import ops
 
 from tf_lanmax._validation import check_int, check_positive
-from tf_lanmax.distribute import is_chief, shared_seed
+from tf_lanmax.distribute import shared_seed
 from tf_lanmax.energy import EnergyModel
 from tf_lanmax.energy.accounting import layer_bit_counts, mean_memory_energy
-from tf_lanmax.lanmax import resume
+from tf_lanmax.lanmax import model_state, resume
 from tf_lanmax.lanmax.domains import check_domains, domain_log_rates, resolve_domains
 from tf_lanmax.lanmax.estimator import RateEstimator
 from tf_lanmax.layers import faulty_layers
@@ -32,9 +32,10 @@ class LaNMax(keras.callbacks.Callback):
 
     **Voltage domains.** Layers on one supply share one p: ``domains=[["conv1", "conv2"],
     ["dense1"]]`` gives the fit one column per domain, and every layer of a domain always holds
-    its domain's p (perturbed or not). Fewer columns mean a smaller OLS variance per epoch and
-    realistic supplies, at the price of less freedom to lower the energy. `domains=None` is one
-    domain per layer. A domain's p starts at the smallest p of its layers.
+    its domain's p (perturbed or not). A domain's slope sums its layers' effects at the same
+    standard error, so fewer columns give a clearer signal per epoch, need fewer batches and
+    describe real supplies, at the price of less freedom to lower the energy. `domains=None` is
+    one domain per layer. A domain's p starts at the smallest p of its layers.
 
     Between batches (and so for validation, checkpoints and evaluation) every layer holds its
     unperturbed p. The energy term is exactly linear in ln p (slope ``-R_l / (a B)`` summed over
@@ -61,9 +62,11 @@ class LaNMax(keras.callbacks.Callback):
     records is never read back), so it would train batches 0..b twice. LaNMax therefore keeps a
     copy of the restored weights, optimizer and seed states, lets Keras replay batches 0..b, then
     puts that copy and the metrics' running state back: from batch b+1 on, the run is the
-    uninterrupted one (same p, same weights) when the data order is deterministic
-    (`shuffle=False` or a fixed pipeline). The replay costs b+1 steps, as Keras' own does. Keras
-    limit: after a resume, BackupAndRestore writes epoch 0 in its metadata for saves made before
+    uninterrupted one (same p, same weights) when every epoch reads the same batches in the same
+    order (`shuffle=False` arrays, or a dataset re-iterated each epoch without random shuffling).
+    The replay costs b+1 steps, as Keras' own does, and a host copy of the weights and optimizer
+    state while it runs; the log holds the previous and the current epoch. Keras limit: after
+    a resume, BackupAndRestore writes epoch 0 in its metadata for saves made before
     the resumed epoch ends, so a second interruption in that window restarts Keras at epoch 0;
     LaNMax then finds no matching line, warns and continues from the layers' p. Without
     `backup_dir`, a resume continues from the layers' p (rounded to float32) with fresh points.
@@ -225,7 +228,7 @@ class LaNMax(keras.callbacks.Callback):
         )
 
     def _iteration(self):
-        return int(ops.convert_to_numpy(self.model.optimizer.iterations.value))
+        return model_state.optimizer_step(self.model)
 
     # -- training hooks ------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -253,7 +256,7 @@ class LaNMax(keras.callbacks.Callback):
         self._pending, self._snapshot = None, []
         self._log, self._log_tail = None, []
         if self.backup_dir is not None:
-            self._log = resume.StateLog(self.backup_dir, _worker_name(self.model))
+            self._log = resume.StateLog(self.backup_dir, model_state.worker_name(self.model))
 
     def _read_rates(self):
         # Continue from the layers' current p: after BackupAndRestore that is the learned p.
@@ -305,13 +308,7 @@ class LaNMax(keras.callbacks.Callback):
         if found.kind == "epoch":
             return found.state.log_rates
         self._pending = found
-        model = self.model
-        variables = {
-            id(v): v
-            for v in [*model.trainable_variables, *model.non_trainable_variables]
-            + list(model.optimizer.variables)
-        }
-        self._snapshot = [(v, ops.convert_to_numpy(v.value)) for v in variables.values()]
+        self._snapshot = model_state.capture(self.model)
         if self._log is not None:
             self._log.rewrite(found.records)
         return found.start.log_rates
@@ -347,10 +344,11 @@ class LaNMax(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._assign(self._state.log_rates)  # unperturbed p between batches
-        if self._pending is not None:
+        if self._pending is not None:  # Keras replays batches the restored weights include
+            self._previous_mean = float((logs or {}).get("loss", self._previous_mean))
             if batch >= self._pending.batch:
                 self._install(self._pending)
-            return  # Keras replays batches the restored weights already include
+            return
         loss, usable = self._batch_loss(batch, logs or {})
         point, skipped = None, not math.isfinite(loss)
         if skipped:
@@ -366,7 +364,7 @@ class LaNMax(keras.callbacks.Callback):
         if self._steps is not None and batch + 1 == self._steps:
             self._update()  # before any on_epoch_end: checkpoints see the new p
         if self._log is not None:
-            metrics = [ops.convert_to_numpy(v.value).tolist() for v in self.model.metrics_variables]
+            metrics = model_state.metric_values(self.model)
             record = resume.batch_record(
                 self._state, batch, self._iteration(), point, skipped, self._previous_mean, metrics
             )
@@ -375,14 +373,17 @@ class LaNMax(keras.callbacks.Callback):
 
     def _install(self, pending):
         """Back to the restored position after Keras' replay: weights, optimizer, metrics, p."""
-        model = self.model
-        for variable, value in self._snapshot:
-            variable.assign(value)
-        for variable, value in zip(model.metrics_variables, pending.metrics or [], strict=False):
-            variable.assign(np.asarray(value, dtype=variable.dtype))
+        model_state.restore(self._snapshot)
+        if model_state.restore_metric_values(self.model, pending.metrics):
+            self._previous_mean = pending.running_mean
+        else:  # keep the replay's running mean, which the loss tracker now holds
+            warnings.warn(
+                "LaNMax: the model's metrics are not those of the interrupted run; the epoch's "
+                "running metrics, and the batch losses recovered from them, restart inexactly.",
+                stacklevel=2,
+            )
         self._pending, self._snapshot = None, []
         self._state = pending.state
-        self._previous_mean = pending.running_mean
         self._epoch_skipped = pending.skipped
         self.skipped_batches += pending.skipped
         self._assign(self._state.log_rates)
@@ -461,12 +462,3 @@ class LaNMax(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._log is not None:
             self._log.delete()
-
-
-def _worker_name(model):
-    """`None` on the chief (or alone); `"<task type>-<index>"` on another multi-worker task."""
-    strategy = getattr(model, "distribute_strategy", None)
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or is_chief(strategy):
-        return None
-    return f"{resolver.task_type}-{resolver.task_id}"
