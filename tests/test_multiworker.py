@@ -122,8 +122,8 @@ def train(run, strategy, write_dir, task_id):
         def on_epoch_end(self, epoch, logs=None):
             record["points"].append(
                 [
-                    {"dx": dx.tolist(), "t": t, "objective": objective, "loss": loss}
-                    for dx, t, objective, loss in lanmax.last_points
+                    {"dx": list(p.offsets), "t": p.time, "objective": p.objective, "loss": p.loss}
+                    for p in lanmax.last_points
                 ]
             )
 
