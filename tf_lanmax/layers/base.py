@@ -70,7 +70,12 @@ class FaultyKernelMixin:
         self, ecc, ecc_word_bits, ecc_policy, protected_msbs, protected_rate, protected_bit_energy
     ):
         bits = self.weight_format.bits
-        self.ecc = check_one_of("ecc", ecc, ECC_CODES, context=self.name)
+        if ecc not in ECC_CODES:
+            # check_one_of sorts the allowed values, which fails on None next to a string.
+            raise ValueError(
+                f"`ecc` must be None or 'secded' (in {self.name}). Received: ecc={ecc!r}"
+            )
+        self.ecc = ecc
         self.ecc_word_bits = ecc_word_bits
         self.ecc_policy = ecc_policy
         self._ecc = None
