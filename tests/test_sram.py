@@ -232,8 +232,8 @@ def test_chips_have_independent_maps_and_a_map_depends_only_on_seed_name_and_chi
     for i in range(4):
         for j in range(i + 1, 4):
             both = int(np.sum(maps[i] & maps[j]))
-            # Independent maps share each bit with probability p**2; a shared (or shifted-copy
-            # correlated) map would share p: rejected.
+            # Independent maps share each bit with probability p**2; one map for all chips would
+            # share p: rejected.
             assert in_interval(both, n, p * p), (i, j, both)
             assert not in_interval(both, n, p)
     twin = int8_dense(fault_rate=p, fault_persistence="persistent", seed=1, name="m")
@@ -270,7 +270,9 @@ def test_faulty_fraction_per_chip_is_binomial_at_p_and_not_at_2p(p):
 RATE_GRID = [1e-5, 1e-4, 5e-4, SPLIT * 0.999, SPLIT, SPLIT * 1.001, 2e-3, 1e-2, 0.1, 0.3, 0.5]
 
 
-@pytest.mark.parametrize("fault_model", ["bit_flip", faults.StuckAtMix(0.5)])
+@pytest.mark.parametrize(
+    "fault_model", ["bit_flip", faults.StuckAtMix(0.5)], ids=["bit_flip", "stuck_at_mix"]
+)
 def test_faults_at_a_lower_rate_are_a_subset_of_those_at_every_higher_rate(fault_model):
     for chip in (0, 1):
         layer = int8_dense(
@@ -561,15 +563,23 @@ def test_stuck_at_0_on_all_zero_data_reads_clean_words_with_ecc_even_at_p_one_ha
         seed=1,
     )
     np.testing.assert_array_equal(read(layer), 0.0)
-    # The 64-bit words of zeros have all-zero check bits: flip one data bit (weight code 1 in
-    # every word's first weight) and a stuck-at-0 cell under it corrects or detects, while the
-    # zero cells never count.
+    # Words whose data is a single 1 (the first weight of every 64-bit word reads code 1): only
+    # the w cells holding a 1 can read wrong. The word reads 1 when e <= 1 of them fail, or when
+    # e >= 3 fail but not the data cell; if the 72 - w zero cells counted too (e ~ Bin(72, p)),
+    # it would read 1 only when its data cell survives: probability 1/2.
+    data = np.eye(64, dtype=np.int64)[0]
+    w = 1 + int(textbook_check_bits(data).sum())
+    p = 0.5
+    expected = stats.binom.cdf(1, w, p) + (1 - p) * stats.binom.sf(2, w - 1, p)
     codes = np.zeros(SHAPE)
     codes[:, ::8] = 1
     layer.kernel.assign(codes.astype("float32"))
     out = codes_of(read(layer))
     assert set(np.unique(out)) <= {0, 1}
-    assert np.any(out[:, ::8] == 1) and np.any(out[:, ::8] == 0)
+    np.testing.assert_array_equal(out[:, 1::8], 0)
+    ones, words = int(np.sum(out[:, ::8] == 1)), out[:, ::8].size
+    assert in_interval(ones, words, expected), (ones / words, expected)
+    assert not in_interval(ones, words, 0.5)
 
 
 def test_secded_corrupts_at_most_a_tenth_of_the_weights_bit_flips_corrupt_at_p_1e_4():
