@@ -213,12 +213,11 @@ def test_a_chip_reads_one_map_eagerly_in_compiled_predict_and_evaluate_and_after
 
 
 def test_a_transient_layer_redraws_so_the_identity_checks_can_fail():
+    # Eager reads only: redraws inside compiled steps are tested in test_layers.py, and each
+    # compiled predict costs seconds on JAX.
     layer = int8_dense(fault_rate=0.05, seed=3)
-    model = identity_model(layer)
-    eye = np.eye(SHAPE[0], dtype="float32")
-    a, b = (model.predict(eye, batch_size=64, verbose=0) for _ in range(2))
+    a, b = read(layer), read(layer)
     assert np.mean(a != b) > 0.2
-    assert not np.array_equal(read(layer), read(layer))
 
 
 def test_chips_have_independent_maps_and_a_map_depends_only_on_seed_name_and_chip():
