@@ -1,9 +1,14 @@
 """Train-step time of the binary CNN with bit-flip faults at p = 1e-2 over the same network
-without faults (fault model "none": same binary kernels, no draws), measured in one run.
+without faults (fault model "none": same binary kernels, no draws), and the price of the SRAM
+memory model, all measured in one run on the same network and batches:
+
+- transient bit flips / no faults (target <= 1.10 on CPU);
+- persistent per-chip fault maps / transient faults (target <= 1.05);
+- SECDED over 64-bit words / no ECC, both transient bit flips (target <= 1.30).
 
     python bench/faults_overhead.py [--batch_size 128] [--rounds 7] [--steps 40]
 
-Prints both median step times and their ratio (target <= 1.10 on CPU).
+Prints the median step times and the ratios.
 """
 
 import argparse
@@ -17,9 +22,17 @@ from _timing import median_fit_times, random_images  # noqa: E402  (bench/ is on
 import tf_lanmax as tl  # noqa: E402
 
 
-def build(fault_model):
+def build(fault_model, **memory):
+    """The binary CNN; `memory` (e.g. fault_persistence, ecc) is set on every faulty layer."""
     keras.utils.set_random_seed(0)
     model = tl.models.binary_cnn(fault_model=fault_model, fault_rate=1e-2, seed=0)
+    if memory:
+        config = model.get_config()
+        for layer in config["layers"]:
+            if "fault_rate" in layer["config"]:
+                layer["config"].update(memory)
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential.from_config(config)
     model.compile("adam", "sparse_categorical_crossentropy", jit_compile=False)
     return model
 
@@ -31,13 +44,24 @@ def main():
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
     x, y = random_images(args.batch_size, args.steps)
-    runs = {"faults": (build("bit_flip"), []), "no_faults": (build("none"), [])}
+    models = {
+        "faults": build("bit_flip"),
+        "no_faults": build("none"),
+        "persistent": build("bit_flip", fault_persistence="persistent"),
+        "secded": build("bit_flip", ecc="secded", ecc_word_bits=64),
+    }
+    runs = {name: (model, []) for name, model in models.items()}
     epoch = median_fit_times(runs, x, y, args.batch_size, args.rounds)
-    faulty, clean = epoch["faults"] / args.steps, epoch["no_faults"] / args.steps
+    step = {name: t / args.steps for name, t in epoch.items()}
+    faulty, clean = step["faults"], step["no_faults"]
     print(f"backend: {keras.backend.backend()}, batch {args.batch_size}, {args.rounds} rounds")
     print(f"step time, bit flips at p=1e-2: {faulty * 1e3:.2f} ms")
     print(f"step time, no faults (same binary network): {clean * 1e3:.2f} ms")
+    print(f"step time, persistent chip maps: {step['persistent'] * 1e3:.2f} ms")
+    print(f"step time, SECDED 64-bit words: {step['secded'] * 1e3:.2f} ms")
     print(f"fault overhead ratio: {faulty / clean:.3f}  (target <= 1.10)")
+    print(f"persistent step / transient step: {step['persistent'] / faulty:.3f}  (target <= 1.05)")
+    print(f"SECDED step / no-ECC step: {step['secded'] / faulty:.3f}  (target <= 1.30)")
 
 
 if __name__ == "__main__":

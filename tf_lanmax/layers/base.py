@@ -88,6 +88,7 @@ class FaultyKernelMixin:
     ):
         bits = self.weight_format.bits
         if ecc not in ECC_CODES:
+            # check_one_of sorts the allowed values, which fails on None next to a string.
             raise ValueError(
                 f"`ecc` must be None or 'secded' (in {self.name}). Received: ecc={ecc!r}"
             )
