@@ -248,10 +248,19 @@ def part_b(args, train_ds, test):
 
 
 # --- (c) ----------------------------------------------------------------------------------------
+def uniform_model(args, train_ds):
+    """The 8-bit CNN that part (b) trained at uniform p = 1e-3 (seed 2), or a new one."""
+    saved = os.path.join(args.cache_dir, "uniform_p_=_0.001__2.keras")
+    if os.path.exists(saved):
+        print(f"    8-bit CNN from {saved}", flush=True)
+        return compiled(keras.models.load_model(saved))
+    print("    8-bit CNN trained at p = 1e-3", flush=True)
+    return train(train_ds, args, tl.formats.FixedPoint(**FIXED8), "bit_flip", 1e-3, seed=2)
+
+
 def part_c(args, train_ds, test):
-    fmt = tl.formats.FixedPoint(**FIXED8)
-    print("(c) 8-bit CNN trained at p = 1e-3", flush=True)
-    model = train(train_ds, args, fmt, "bit_flip", 1e-3, seed=0)
+    print("(c) SECDED vs none", flush=True)
+    model = uniform_model(args, train_ds)
     reliable_bits = sum(layer.stored_bits for layer in tl.faulty_layers(model))
     curves = {}
     for label, options in (("no ECC", {}), ("SECDED (72,64)", {"ecc": "secded"})):
@@ -298,14 +307,8 @@ def part_c(args, train_ds, test):
 
 # --- (d) ----------------------------------------------------------------------------------------
 def part_d(args, train_ds, test):
-    # The 8-bit CNN that part (b) trained at uniform p = 1e-3 (seed 2), or a new one.
-    saved = os.path.join(args.cache_dir, "uniform_p_=_0.001__2.keras")
-    if os.path.exists(saved):
-        print(f"(d) 8-bit CNN from {saved}", flush=True)
-        model = compiled(keras.models.load_model(saved))
-    else:
-        print("(d) 8-bit CNN trained at p = 1e-3", flush=True)
-        model = train(train_ds, args, tl.formats.FixedPoint(**FIXED8), "bit_flip", 1e-3, seed=2)
+    print("(d) technology presets", flush=True)
+    model = uniform_model(args, train_ds)
     clean = clean_accuracy(model, test)
     rows = {}
     for name in tl.memory.names():
