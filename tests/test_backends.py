@@ -194,7 +194,9 @@ def test_jax_data_parallel_training_equals_one_device():
     one = _script_json(DATA_PARALLEL_SCRIPT, "jax", "1")
     two = _script_json(DATA_PARALLEL_SCRIPT, "jax", "2")
     assert two["devices"] == 2 and "'batch': 2" in two["mesh"], two["mesh"]
-    assert two["rates"] == pytest.approx(one["rates"], rel=1e-6)
+    # Sharded batch losses add in another float32 order; through the OLS slope that moved the
+    # learned p by 1.8e-6 relative with jax 0.10.2 (already at 56ba667), so 1e-5, not 1e-6.
+    assert two["rates"] == pytest.approx(one["rates"], rel=1e-5)
     assert one["rates"] != pytest.approx({"hidden": 0.02, "out": 0.02})  # p was learned
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4)
     np.testing.assert_allclose(two["kernel"], one["kernel"], atol=2e-3)
