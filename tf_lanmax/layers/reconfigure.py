@@ -1,6 +1,7 @@
 """A copy of a model whose faulty layers sit on another memory (persistence, ECC, rate, ...)."""
 
 import keras
+from keras import ops
 
 from tf_lanmax.layers.base import FaultyKernelMixin
 
@@ -63,7 +64,9 @@ def _copy_weights(old, new, keep_new_rate):
         if not keep_new_rate:
             pairs.append((old.fault_rate, new.fault_rate))
         for source, target in pairs:
-            target.assign(source.value)
+            # A copy: on JAX the two models must not share one buffer (a compiled step may
+            # donate it, which deletes the other model's array).
+            target.assign(ops.copy(source.value))
         return
     if isinstance(old, keras.Model):
         for a, b in zip(old.layers, new.layers, strict=True):
