@@ -13,6 +13,24 @@ from tf_lanmax.layers.chips import PERSISTENCE, ChipSeed, map_key
 
 ECC_CODES = (None, "secded")
 
+#: The Args text of the memory arguments, shared by every faulty layer's docstring.
+MEMORY_ARGS_DOC = """\
+        fault_persistence: `"transient"` (a fresh fault pattern at every read, the training
+            model) or `"persistent"` (a fixed per-chip fault map: the same weak cells fail on
+            every read; select the chip with `tl.layers.set_chip`). Defaults to `"transient"`.
+        ecc: `None` or `"secded"` (Hamming SECDED over words of `ecc_word_bits` data bits; the
+            check bits are stored, read at p and counted in `stored_bits`). Defaults to `None`.
+        ecc_word_bits: data bits per ECC word, a positive multiple of the format's bits.
+            Defaults to `64` (8 check bits).
+        ecc_policy: a detected double error: `"zero"` the word's weights or `"keep"` the raw
+            data. Defaults to `"zero"`.
+        protected_msbs: most significant bits of each weight kept in robust cells (the sign bit
+            of binary), 0 <= k < bits (k <= 1 for binary). Defaults to `0`.
+        protected_rate: fault rate of the robust cells (never above p). Defaults to `None`, the
+            reliable rate exp(-12.8).
+        protected_bit_energy: read energy of one robust bit, in reliable bits. Defaults to `1.0`.
+"""
+
 
 class FaultyKernelMixin:
     """Adds stored-format weights read through a fault model to a Keras layer with a `kernel`.

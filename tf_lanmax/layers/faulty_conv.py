@@ -3,9 +3,10 @@
 import keras
 from keras import ops
 
-from tf_lanmax.layers.base import FaultyKernelMixin
+from tf_lanmax.layers.base import MEMORY_ARGS_DOC, FaultyKernelMixin
 
-_ARGS_DOC = """
+_ARGS_DOC = (
+    """
     Args:
         filters: number of output filters.
         kernel_size: size of the convolution window.
@@ -16,23 +17,13 @@ _ARGS_DOC = """
         fault_rate: initial per-bit fault probability p in (0, 0.5], held in the non-trainable
             variable `layer.fault_rate`. Defaults to `1e-3`.
         seed: int seed of the fault draws. Defaults to `None` (random).
-        fault_persistence: `"transient"` (a fresh fault pattern at every read, the training
-            model) or `"persistent"` (a fixed per-chip fault map: the same weak cells fail on
-            every read; select the chip with `tl.layers.set_chip`). Defaults to `"transient"`.
-        ecc: `None` or `"secded"` (Hamming SECDED over words of `ecc_word_bits` data bits; the
-            check bits are stored, read at p and counted in `stored_bits`). Defaults to `None`.
-        ecc_word_bits: data bits per ECC word, a positive multiple of the format's bits.
-            Defaults to `64` (8 check bits).
-        ecc_policy: a detected double error: `"zero"` the word's weights or `"keep"` the raw
-            data. Defaults to `"zero"`.
-        protected_msbs: most significant bits of each weight kept in robust cells (the sign bit
-            of binary), 0 <= k < bits (k <= 1 for binary). Defaults to `0`.
-        protected_rate: fault rate of the robust cells (never above p). Defaults to `None`, the
-            reliable rate exp(-12.8).
-        protected_bit_energy: read energy of one robust bit, in reliable bits. Defaults to `1.0`.
+"""
+    + MEMORY_ARGS_DOC
+    + """\
         **kwargs: every other argument of the Keras convolution. `kernel_constraint` defaults to
             the format's own (latent clip to [-1, 1] for binary).
 """
+)
 
 
 class _FaultyConvMixin(FaultyKernelMixin):
