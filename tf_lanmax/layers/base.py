@@ -212,7 +212,7 @@ class FaultyKernelMixin:
         return formats.straight_through(kernel, ops.cast(self.read_stored(kernel), kernel.dtype))
 
     def kernel_moments(self):
-        """Closed-form per-weight mean and variance of the faulty kernel (ALGORITHMS.md §3).
+        """Closed-form per-weight mean and variance of the faulty kernel (`fault_model.moments`).
 
         A persistent map drawn at random has the same moments over chips as transient faults.
         ECC and protected bits are not in the closed forms: those layers raise ValueError.
