@@ -135,7 +135,7 @@ def mapped_model(model, mapping, model_path):
     """The network MemSE mirrors: the deployment view (`crossbar`) or the model (`digital`)."""
     if mapping == "digital":
         return model
-    deployed = tl.export.deployment_model(model)
+    deployed = tl.layers.deployment_model(model)
     if deployed is None:
         raise common.UsageError(
             f"--model_path must hold a Sequential or Functional model for MemSE (a subclassed "

@@ -13,9 +13,8 @@ import tensorflow as tf
 from tf_lanmax._io import write_json_atomic, write_text_atomic
 from tf_lanmax._validation import check_int
 from tf_lanmax.energy import EnergyModel, memory_energy
-from tf_lanmax.export.deployment import deployment_model
 from tf_lanmax.export.warmup import WARMUP_FILE, write_warmup_requests
-from tf_lanmax.layers import faulty_layers
+from tf_lanmax.layers import deployment_model, faulty_layers
 
 METADATA_FILE = "tf_lanmax.json"
 INPUT_NAME = "images"

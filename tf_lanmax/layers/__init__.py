@@ -2,6 +2,7 @@
 
 from tf_lanmax.layers.base import FaultyKernelMixin
 from tf_lanmax.layers.chips import set_chip
+from tf_lanmax.layers.deployment import deployment_model
 from tf_lanmax.layers.faulty_conv import FaultyConv1D, FaultyConv2D
 from tf_lanmax.layers.faulty_dense import FaultyDense
 from tf_lanmax.layers.reconfigure import with_memory
@@ -12,6 +13,7 @@ __all__ = [
     "FaultyConv2D",
     "FaultyDense",
     "FaultyKernelMixin",
+    "deployment_model",
     "faults_disabled",
     "faulty_layers",
     "set_chip",

@@ -1,8 +1,14 @@
-"""The deployment view of a faulty model: plain Keras layers holding the stored weights."""
+"""The deployment view of a faulty model: plain Keras layers holding the stored weights.
+
+What the hardware holds: TF Serving exports it, and analog-noise evaluation perturbs it (noise
+acts on the deployed +-1 or fixed-point values, never on the latent float weights).
+"""
 
 import keras
 
-from tf_lanmax.layers import FaultyConv1D, FaultyConv2D, FaultyDense, FaultyKernelMixin
+from tf_lanmax.layers.base import FaultyKernelMixin
+from tf_lanmax.layers.faulty_conv import FaultyConv1D, FaultyConv2D
+from tf_lanmax.layers.faulty_dense import FaultyDense
 
 _FAULT_KEYS = FaultyKernelMixin.memory_arguments()
 _TWINS = {
