@@ -11,7 +11,8 @@ from tf_lanmax.evaluation.batched import DrawPasses, check_method
 from tf_lanmax.evaluation.monte_carlo import _accuracy_key, draw_seed
 from tf_lanmax.evaluation.statistics import t_interval
 from tf_lanmax.layers import faulty_layers
-from tf_lanmax.noise import ConductanceNoise, noisy_variables
+from tf_lanmax.noise import noisy_variables
+from tf_lanmax.noise.conductance import _MultiplicativeNoise  # ConductanceNoise, unwarned
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +141,7 @@ def _sequential(model, data, sigmas, jobs, seed, batch_size, bar):
     for i, k in jobs:
         for j, layer in enumerate(layers):
             layer.reseed(_fault_seed(seed, k, i, j))
-        with ConductanceNoise(sigmas[i]).applied(model, seed=draw_seed(seed, k, i)):
+        with _MultiplicativeNoise(sigmas[i]).applied(model, seed=draw_seed(seed, k, i)):
             results.append(model.evaluate(**kwargs, verbose=0, return_dict=True))
         if bar is not None:
             bar.add(1)
@@ -158,11 +159,11 @@ def _batched(model, data, sigmas, jobs, seed, batch_size, method, batch_draws, b
     results = []
     for start in range(0, len(jobs), batch_draws):
         chunk = jobs[start : start + batch_draws]
-        # The same noisy values `ConductanceNoise.applied` assigns for this (sigma, draw), and
-        # the same fault streams the sequential path reseeds.
+        # The same noisy values `_MultiplicativeNoise.applied` assigns for this (sigma, draw),
+        # and the same fault streams the sequential path reseeds.
         values = [[] for _ in variables + states]
         for i, k in chunk:
-            noise = ConductanceNoise(sigmas[i])
+            noise = _MultiplicativeNoise(sigmas[i])
             generator = keras.random.SeedGenerator(draw_seed(seed, k, i))
             for column, w in zip(values[: len(clean)], clean, strict=True):
                 column.append(ops.convert_to_numpy(noise(w, seed=generator)))
