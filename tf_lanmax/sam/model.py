@@ -7,10 +7,27 @@ import keras
 from tf_lanmax._validation import check_int, check_one_of, check_positive
 from tf_lanmax.sam.perturbation import DEFAULT_RHO, RULES
 
+#: Variable names of weight tensors, whatever their rank (BN/LayerNorm gamma is 1-D).
+WEIGHT_NAMES = (
+    "kernel",
+    "gamma",
+    "depthwise_kernel",
+    "pointwise_kernel",
+    "recurrent_kernel",
+    "embeddings",
+)
+#: Offsets, never weight tensors even at rank 2 (GRU's bias is (2, 3 units) with reset_after).
+OFFSET_NAMES = ("bias", "beta")
+
 
 def _weight_flags(variables):
-    # Conv/Dense kernels and BN gammas get the adaptive scale T; biases and betas use T = 1.
-    return [v.path.split("/")[-1] in ("kernel", "gamma", "depthwise_kernel") for v in variables]
+    # Weight matrices/filters get the adaptive scale T; biases and betas use T = 1.
+    # The reference implementations scale every weight matrix: any tensor of rank >= 2 counts.
+    flags = []
+    for v in variables:
+        name = v.path.split("/")[-1]
+        flags.append(name not in OFFSET_NAMES and (name in WEIGHT_NAMES or len(v.shape) >= 2))
+    return flags
 
 
 @keras.saving.register_keras_serializable(package="tf_lanmax")
@@ -76,7 +93,9 @@ class SharpnessAwareModel(keras.Model):
             self.inner.build(input_shape)
 
     def weight_flags(self):
-        """Which trainable variables are weight tensors (scaled by T in ASAM/SAMSON)."""
+        """Which trainable variables are weight tensors (scaled by T in ASAM/SAMSON): kernels,
+        embeddings, recurrent/depthwise/pointwise kernels, gammas and any other tensor of rank
+        >= 2; not biases (GRU's 2-D bias included) or BatchNorm betas."""
         return _weight_flags(self.trainable_variables)
 
     def train_step(self, *args, **kwargs):
