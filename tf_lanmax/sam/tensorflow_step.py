@@ -45,6 +45,18 @@ def _unflatten(like, parts):
     return None if like is None else tf.nest.pack_sequence_as(like, list(parts))
 
 
+def dense(grads, like):
+    """`grads` with None as zeros and `tf.IndexedSlices` (Embedding gradients) densified.
+
+    Densifying sums the slices of repeated indices, so norms and sums are those of the true
+    gradient; the norm of the raw slices' values counts each repeated row separately.
+    """
+    return [
+        tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
+        for g, w in zip(grads, like, strict=True)
+    ]
+
+
 def sharpness_aware_train_step(model, data):
     """One SAM / ASAM / SAMSON step of `model` (a `SharpnessAwareModel`) on `data`."""
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -64,10 +76,7 @@ def sharpness_aware_train_step(model, data):
             y_pred = model(xs, training=True)
             loss = model.compute_loss(x=xs, y=ys, y_pred=y_pred, sample_weight=ws, training=True)
             scaled = model.optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled, trainable)
-        grads = [
-            tf.zeros_like(v) if g is None else g for g, v in zip(grads, trainable, strict=True)
-        ]
+        grads = dense(tape.gradient(scaled, trainable), trainable)
         unscaled = loss * _replicas()  # compute_loss divides by the replicas for aggregation
         batch_losses.append(unscaled)
         if loss_tracker is not None:
@@ -103,7 +112,10 @@ def sharpness_aware_train_step(model, data):
         if accumulated is None:
             accumulated = adv_grads
         else:
-            accumulated = [a + g for a, g in zip(accumulated, adv_grads, strict=True)]
+            accumulated = [  # densified: IndexedSlices do not add
+                tf.convert_to_tensor(a) + tf.convert_to_tensor(g)
+                for a, g in zip(accumulated, adv_grads, strict=True)
+            ]
     if k > 1:  # tf-keras summed the sub-batch gradients; the mean keeps the step size of k = 1
         accumulated = [g / k for g in accumulated]
     model.optimizer.apply_gradients(zip(accumulated, trainable, strict=True))
