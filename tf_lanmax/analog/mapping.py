@@ -111,6 +111,47 @@ def perturb_weights(device, w, t_inference=1.0, seed=None):
     return ops.cast(read, dtype)
 
 
+def sample_weights(device, w, draws, t_inference=1.0, seed=None):
+    """`draws` independently programmed chips' reads of a kernel, stacked on a new first axis.
+
+    The vectorised form of `draws` calls of `perturb_weights` (one draw of the normals for all
+    chips; drift compensation per chip): what Monte-Carlo references use.
+
+    Args:
+        device: a `tl.analog.Device`.
+        w: the kernel.
+        draws: the number of chips D, an int >= 1.
+        t_inference: seconds since programming, >= 0. Defaults to `1.0`.
+        seed: int, None or `keras.random.SeedGenerator`. Defaults to `None`.
+
+    Returns:
+        A tensor of shape ``(draws,) + w.shape``, of w's dtype.
+
+    Example:
+    >>> reads = tl.analog.sample_weights(tl.analog.get("pcm"), kernel, 100, 3600.0, seed=0)
+    """
+    t = device._time(t_inference)
+    dtype = ops.convert_to_tensor(w).dtype
+    g, w_max = _targets(device, w)
+    shape = (draws, *ops.shape(g))
+    g = ops.broadcast_to(ops.expand_dims(g, 0), shape)
+    normals = device.normals(shape, seed)
+
+    def to_weights(read):  # (D, pair, ...) -> (D, ...)
+        return _weights(device, ops.moveaxis(read, 0, 1), w_max)
+
+    read = to_weights(device._sample(g, t, normals))
+    if device.drift_compensation:
+        programmed = to_weights(device._reference(g, normals))
+        axes = tuple(range(1, len(read.shape)))
+        alpha = _ratio(
+            ops.sum(ops.abs(programmed), axis=axes, keepdims=True),
+            ops.sum(ops.abs(read), axis=axes, keepdims=True),
+        )
+        read = read * alpha
+    return ops.cast(read, dtype)
+
+
 def weight_moments(device, w, t_inference=1.0):
     """Mean and variance of every weight of `perturb_weights(device, w, t_inference)`.
 

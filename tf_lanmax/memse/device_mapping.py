@@ -79,12 +79,8 @@ class DeviceMapping(ConfigValue):
     def sample_kernels(self, kernel, gmax, draws, seed):
         """`draws` independently programmed kernels, stacked on a new leading axis."""
         del gmax
-        kernel = ops.convert_to_tensor(kernel)
-        return ops.stack(
-            [
-                analog.perturb_weights(self.device, kernel, t_inference=self.t_inference, seed=seed)
-                for _ in range(draws)
-            ]
+        return analog.sample_weights(
+            self.device, kernel, draws, t_inference=self.t_inference, seed=seed
         )
 
     def conductances(self, kernel, gmax):

@@ -35,9 +35,10 @@ class _SeedValue(keras.random.SeedGenerator):
         return self._value
 
 
-def _as_seed(seed):
-    # int, SeedGenerator and None are what keras.random takes; a seed tensor (as returned by
-    # `SeedGenerator.next()`, shape (2,)) is wrapped so the draw is a pure function of it.
+def seed_value(seed):
+    """What `keras.random` takes for `seed`: an int, SeedGenerator or None as is; a seed tensor
+    (shape (2,), as `SeedGenerator.next()` returns) wrapped so the draw is a pure function of it
+    (used by the one-pass step's `perturb` callables)."""
     if seed is None or isinstance(seed, (int, keras.random.SeedGenerator)):
         return seed
     return _SeedValue(ops.convert_to_tensor(seed))
@@ -72,7 +73,7 @@ def rwp_perturbation(weights, rho, seed, is_weight=None):
     flagged = [w for w, flag in zip(weights, is_weight, strict=True) if flag]
     sizes = [math.prod(w.shape) for w in flagged]
     total = sum(sizes)
-    z = keras.random.normal((total,), seed=_as_seed(seed), dtype="float32") if total else None
+    z = keras.random.normal((total,), seed=seed_value(seed), dtype="float32") if total else None
     eps, offset = [], 0
     for w, flag in zip(weights, is_weight, strict=True):
         if not flag:
