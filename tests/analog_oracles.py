@@ -12,6 +12,8 @@ import math
 import numpy as np
 from scipy import integrate, stats
 
+import tf_lanmax as tl
+
 
 def phi(x, mean=0.0, sd=1.0):
     z = (x - mean) / sd
@@ -226,3 +228,31 @@ def within(label, value, expected, se, threshold=3.0):
 def bonferroni_z(checks, alpha=0.01):
     """The two-sided threshold in standard errors for `checks` tests at family-wise `alpha`."""
     return float(stats.norm.isf(alpha / (2 * checks)))
+
+
+# Monte-Carlo of the weight mapping: D copies of a kernel stacked on a leading axis are D
+# independent chips of it (the stack has the kernel's own W_max per layer and per column).
+DRAWS = 20_000
+
+
+def kernel(shape, seed=0):
+    """A random float32 kernel with a small first column and one zero weight."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=shape).astype("float32")
+    w[..., 0] *= 0.2  # a small column: per-column W_max differs from the layer's
+    w.reshape(-1)[3] = 0.0  # a zero weight: its two devices both hold 0
+    return w
+
+
+def check_weight_moments(device, w, t, label, checks):
+    """`perturb_weights` over `DRAWS` chips agrees with `weight_moments` per weight.
+
+    Means and standard deviations within the Bonferroni threshold of `checks` checks.
+    """
+    stacked = np.broadcast_to(w, (DRAWS, *w.shape))
+    samples = np.asarray(tl.analog.perturb_weights(device, stacked, t, seed=4), np.float64)
+    mean, sd, se_mean, se_sd = sample_statistics(samples)
+    m, v = (np.asarray(x, np.float64) for x in tl.analog.weight_moments(device, w, t))
+    z = bonferroni_z(checks)
+    within(f"{label} mean", mean, m, se_mean, z)
+    within(f"{label} sd", sd, np.sqrt(v), se_sd, z)

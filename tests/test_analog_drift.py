@@ -1,4 +1,4 @@
-"""Drift, read noise and chip identity of the `tl.analog` presets over time, at fixed seeds.
+"""Drift, read noise, chip identity and time ranges of the `tl.analog` presets, at fixed seeds.
 
 The drift exponents are tested against their folded normal law with `scipy.stats.kstest` (and
 the same test shown to reject a wrong sigma), the read noise's growth against
@@ -7,10 +7,11 @@ statistical checks use 3 standard errors (`analog_oracles`).
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
-from analog_oracles import hermes2_q, pcm_q, sample_statistics
+from analog_oracles import hermes2_q, pcm_q, sample_statistics, wan_reference
 from scipy import stats
 
 import tf_lanmax as tl
@@ -115,3 +116,24 @@ def test_devices_without_drift_do_not_change_with_time():
         a, b = (np.asarray(device.sample(TARGETS, t, seed=1)) for t in (1.0, 1e6))
         np.testing.assert_array_equal(a, b)
     assert all(tl.analog.get(n).has_drift for n in ("pcm", "hermes", "reram_wan2022", "reram_cmo"))
+
+
+def test_reram_wan2022_clamps_times_outside_its_table_with_a_warning():
+    device = tl.analog.get("reram_wan2022")
+    g = np.tile(TARGETS.astype("float32"), (1000, 1))
+    with pytest.warns(UserWarning, match="t_inference=2592000.0 s is read as 172800 s"):
+        late = device.sample(g, 2592000.0, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        last = device.sample(g, 172800.0, seed=3)
+    np.testing.assert_array_equal(np.asarray(late), np.asarray(last))
+    with pytest.warns(UserWarning, match="t_inference=0.5"):
+        early, _ = device.moments(TARGETS, 0.5)
+    np.testing.assert_allclose(np.asarray(early), wan_reference(TARGETS, 1.0)[0], rtol=1e-5)
+
+
+def test_reram_cmo_reads_times_below_one_second_as_one_second():
+    device = tl.analog.get("reram_cmo")
+    with pytest.warns(UserWarning, match="t_inference=0.0"):
+        early = device.sample(TARGETS, 0.0, seed=1)
+    np.testing.assert_array_equal(np.asarray(early), np.asarray(device.sample(TARGETS, 1.0, 1)))

@@ -1,41 +1,22 @@
-"""Weights <-> conductances: `perturb_weights` against `weight_moments`, quantisation, Crossbar.
+"""Weights <-> conductances: `perturb_weights` vs `weight_moments`, quantisation, Crossbar, drift
+compensation, all-zero kernels.
 
 Monte-Carlo: D copies of a kernel stacked on a leading axis are D independent chips of it (the
 stack has the kernel's own W_max per layer and per column), so one `perturb_weights` call
 samples D draws of every weight. Per-weight means and standard deviations agree with
-`weight_moments` within `Z_FAMILY` standard errors, the Bonferroni threshold of a 1 %
-family-wise false-alarm rate over all the checks of a test (`analog_oracles`).
+`weight_moments` within the Bonferroni threshold of a 1 % family-wise false-alarm rate over all
+the checks of a test (`analog_oracles.check_weight_moments`).
 """
 
 import math
 
 import numpy as np
 import pytest
-from analog_oracles import bonferroni_z, sample_statistics, within
+from analog_oracles import check_weight_moments, kernel
 
 import tf_lanmax as tl
 
-DRAWS = 20_000
 SHAPE = (6, 5)  # one kernel shape throughout: JAX compiles each op once per shape
-
-
-def _kernel(shape, seed=0):
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=shape).astype("float32")
-    w[..., 0] *= 0.2  # a small column: per-column W_max differs from the layer's
-    w.reshape(-1)[3] = 0.0  # a zero weight: its two devices both hold 0
-    return w
-
-
-def _check_against_moments(device, w, t, label, checks):
-    stacked = np.broadcast_to(w, (DRAWS, *w.shape))
-    samples = np.asarray(tl.analog.perturb_weights(device, stacked, t, seed=4), np.float64)
-    mean, sd, se_mean, se_sd = sample_statistics(samples)
-    m, v = (np.asarray(x, np.float64) for x in tl.analog.weight_moments(device, w, t))
-    z = bonferroni_z(checks)
-    within(f"{label} mean", mean, m, se_mean, z)
-    within(f"{label} sd", sd, np.sqrt(v), se_sd, z)
-
 
 CONFIGS = [
     (mapping, w_max, levels)
@@ -57,17 +38,17 @@ CONFIGS = [
     ids=["wan2022", "pcm", "cmo"],
 )
 def test_perturb_weights_has_the_moments_of_weight_moments(name, configs):
-    w = _kernel(SHAPE)
+    w = kernel(SHAPE)
     checks = 2 * w.size * len(configs)
     for mapping, w_max, levels in configs:
         device = tl.analog.get(name, mapping=mapping, w_max=w_max, levels=levels)
-        _check_against_moments(device, w, 3600.0, f"{name} {mapping}/{w_max}/{levels}", checks)
+        check_weight_moments(device, w, 3600.0, f"{name} {mapping}/{w_max}/{levels}", checks)
 
 
 def test_a_convolution_kernel_maps_per_output_column():
-    w = _kernel((3, 3, 2, 4), seed=1)
+    w = kernel((3, 3, 2, 4), seed=1)
     device = tl.analog.get("reram_wan2022", w_max="column")
-    _check_against_moments(device, w, 86400.0, "conv", 2 * w.size)
+    check_weight_moments(device, w, 86400.0, "conv", 2 * w.size)
     g_plus, g_minus = (np.asarray(g) for g in tl.analog.conductances(device, w))
     column_max = np.abs(w).max(axis=(0, 1, 2))
     np.testing.assert_allclose(g_plus - g_minus, w / column_max, rtol=1e-6, atol=1e-7)
@@ -75,7 +56,7 @@ def test_a_convolution_kernel_maps_per_output_column():
 
 
 def test_conductances_sit_on_the_nearest_level_of_the_grid():
-    w = _kernel((40, 8))
+    w = kernel((40, 8))
     for mapping in ("differential", "single"):
         device = tl.analog.get("pcm", levels=16, mapping=mapping)
         g_plus, g_minus = tl.analog.conductances(device, w)
@@ -96,7 +77,7 @@ def test_conductances_sit_on_the_nearest_level_of_the_grid():
 def test_the_additive_preset_reproduces_the_crossbar_weight_noise():
     # Crossbar(levels=N) rounds |w| to multiples of W_max / N: the grid k / N, levels = N + 1.
     sigma, g_max, n = 0.02, 2.0, 31
-    w = _kernel(SHAPE)
+    w = kernel(SHAPE)
     crossbar = tl.memse.Crossbar(sigma=sigma, levels=n, gmax=g_max)
     device = tl.analog.get("additive", sigma=sigma, g_max=g_max, levels=n + 1)
     mean, var = (np.asarray(x) for x in tl.analog.weight_moments(device, w))
@@ -104,11 +85,11 @@ def test_the_additive_preset_reproduces_the_crossbar_weight_noise():
     expected = crossbar.weight_noise_variance(wmax=w_max, gmax=g_max)  # 2 sigma^2 W^2 / G^2
     np.testing.assert_allclose(var, expected, rtol=1e-5)
     np.testing.assert_allclose(mean, np.asarray(crossbar.quantize(w)), rtol=1e-5, atol=1e-6)
-    _check_against_moments(device, w, 1.0, "additive", 2 * w.size)
+    check_weight_moments(device, w, 1.0, "additive", 2 * w.size)
 
 
 def test_drift_compensation_rescales_the_layer_by_the_programmed_readout():
-    w = _kernel(SHAPE)
+    w = kernel(SHAPE)
     plain = tl.analog.get("pcm")
     compensated = tl.analog.get("pcm", drift_compensation=True)
     t = 86400.0
@@ -125,7 +106,7 @@ def test_drift_compensation_rescales_the_layer_by_the_programmed_readout():
     assert np.nanmean(alpha) == pytest.approx(np.abs(w_prog).sum() / np.abs(raw).sum(), rel=1e-5)
     assert np.nanmean(alpha) > 1.2  # a day of drift lowered the conductances
     # The large-layer limit of weight_moments, against a large layer: many chips stacked.
-    _check_against_moments(compensated, w, t, "compensated", 2 * w.size)
+    check_weight_moments(compensated, w, t, "compensated", 2 * w.size)
 
 
 @pytest.mark.parametrize("name", ["multiplicative", "additive", "pcm", "hermes", "reram_cmo"])
@@ -144,7 +125,7 @@ def test_an_all_zero_kernel_reads_back_as_zeros(name):
 def test_perturb_weights_keeps_dtype_and_reads_variables():
     import keras
 
-    w = _kernel((5, 3))
+    w = kernel((5, 3))
     device = tl.analog.get("multiplicative", sigma=0.1)
     variable = keras.Variable(w)
     from_variable = tl.analog.perturb_weights(device, variable, seed=1)

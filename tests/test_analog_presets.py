@@ -18,8 +18,6 @@ errors raises a false alarm once in 370; the grid makes 256 such checks (8 prese
 rate instead, ``Z_GRID = Phi^-1(1 - 0.01 / (2 * 256)) = 4.11`` standard errors.
 """
 
-import warnings
-
 import numpy as np
 import pytest
 from analog_oracles import (
@@ -73,24 +71,3 @@ def test_samples_and_moments_agree_with_the_published_model(name, overrides, ref
         # moments() vs the reference: quadrature precision, far below the standard errors.
         np.testing.assert_allclose(m, ref_mean, rtol=0, atol=2e-3 * ref_sd.min() + 1e-7)
         np.testing.assert_allclose(np.sqrt(v), ref_sd, rtol=2e-3, atol=1e-7)
-
-
-def test_reram_wan2022_clamps_times_outside_its_table_with_a_warning():
-    device = tl.analog.get("reram_wan2022")
-    g = np.tile(TARGETS.astype("float32"), (1000, 1))
-    with pytest.warns(UserWarning, match="t_inference=2592000.0 s is read as 172800 s"):
-        late = device.sample(g, 2592000.0, seed=3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        last = device.sample(g, 172800.0, seed=3)
-    np.testing.assert_array_equal(np.asarray(late), np.asarray(last))
-    with pytest.warns(UserWarning, match="t_inference=0.5"):
-        early, _ = device.moments(TARGETS, 0.5)
-    np.testing.assert_allclose(np.asarray(early), wan_reference(TARGETS, 1.0)[0], rtol=1e-5)
-
-
-def test_reram_cmo_reads_times_below_one_second_as_one_second():
-    device = tl.analog.get("reram_cmo")
-    with pytest.warns(UserWarning, match="t_inference=0.0"):
-        early = device.sample(TARGETS, 0.0, seed=1)
-    np.testing.assert_array_equal(np.asarray(early), np.asarray(device.sample(TARGETS, 1.0, 1)))

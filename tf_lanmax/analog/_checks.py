@@ -22,8 +22,9 @@ def _concrete_range(g):
             return None
         return float(np.min(array)), float(np.max(array))
     try:
-        low = float(ops.convert_to_numpy(ops.min(g)))
-        high = float(ops.convert_to_numpy(ops.max(g)))
+        # `__float__` of a symbolic tensor raises; called as a method, TensorFlow's autograph
+        # leaves it alone (it would turn `float(x)` into a cast inside a tf.function).
+        low, high = ops.min(g).__float__(), ops.max(g).__float__()
     except Exception:  # a symbolic tensor: no values to check
         return None
     return low, high

@@ -30,6 +30,13 @@ class Device(ConfigValue):
     Subclasses set `name`, `has_drift`, `stages` and implement `_sample(g, t, normals)` and
     `_moments(g, t)` on quantised float32 tensors.
 
+    Attributes:
+        name: the preset's name (`tl.analog.names()`).
+        has_drift: whether `t_inference` changes the result.
+        stages: how many standard normals each device draws (programming, drift, read).
+        drift_compensation: whether `perturb_weights` rescales a layer against drift (only
+            PCM-like devices offer it).
+
     Args:
         g_max: maximum conductance in uS, > 0.
         levels: None (analog devices) or the number of programmable levels, >= 2: targets are
@@ -95,6 +102,9 @@ class Device(ConfigValue):
 
         Raises:
             ValueError: for a negative `t_inference` or a concrete `g` outside [0, 1].
+
+        Example:
+        >>> mean, var = tl.analog.get("reram_wan2022").moments([0.1, 0.9], t_inference=86400.0)
         """
         t = self._time(t_inference)
         return self._moments(self.quantize(check_normalised("g", g)), t)

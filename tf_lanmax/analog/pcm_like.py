@@ -83,6 +83,13 @@ class PCMLike(Device):
 
         Returns:
             float32 tensor shaped like `g`.
+
+        Raises:
+            ValueError: for a concrete `g` outside [0, 1].
+
+        Example:
+        >>> pcm = tl.analog.get("pcm")
+        >>> g_p = pcm.programmed([0.5, 0.5], seed=3)   # sample(..., seed=3) drifts from these
         """
         g = self.quantize(check_normalised("g", g))
         return self._program(g, self.normals(ops.shape(g), seed)[0])
@@ -96,6 +103,12 @@ class PCMLike(Device):
 
         Returns:
             float32 tensor shaped like `g`.
+
+        Raises:
+            ValueError: for a concrete `g` outside [0, 1].
+
+        Example:
+        >>> nu = tl.analog.get("pcm").drift_exponent([0.25] * 1000, seed=0)  # |N(0.049, 0.011^2)|
         """
         g = self.quantize(check_normalised("g", g))
         return self._exponent(g, self.normals(ops.shape(g), seed)[1])
@@ -151,6 +164,7 @@ class PCMLike(Device):
         return mean, ops.maximum(d2 * i2 - mean * mean, 0.0)
 
     def _reference(self, g, normals):
+        # Drift compensation's baseline: the same chip right after programming.
         return self._program(g, normals[0])
 
     def _reference_moments(self, g):

@@ -1,5 +1,7 @@
 """The device presets by name: `get`, `names`, `serialize`, `deserialize`."""
 
+import inspect
+
 import keras
 
 from tf_lanmax.analog.additive import Additive
@@ -43,8 +45,10 @@ def get(identifier, **overrides):
     if isinstance(identifier, Device):
         if not overrides:
             return identifier
+        _check_overrides(type(identifier), identifier.name, overrides)
         return type(identifier).from_config({**identifier.get_config(), **overrides})
     if isinstance(identifier, str) and identifier in PRESETS:
+        _check_overrides(PRESETS[identifier], identifier, overrides)
         return PRESETS[identifier](**overrides)
     if isinstance(identifier, dict) and not overrides:
         device = deserialize(identifier)
@@ -54,6 +58,16 @@ def get(identifier, **overrides):
         f"`device` must be one of {names()}, a config dict or a tl.analog.Device. "
         f"Received: device={identifier!r}"
     )
+
+
+def _check_overrides(cls, name, overrides):
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for key in overrides:
+        if key not in allowed:
+            raise ValueError(
+                f"`{key}` is not an argument of the '{name}' device; allowed: {allowed}. "
+                f"Received: {key}={overrides[key]!r}"
+            )
 
 
 def serialize(device):
