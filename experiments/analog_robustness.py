@@ -200,6 +200,19 @@ def main(argv=None):
     print("== selection (SGD, one seed)", flush=True)
     chosen, selection = select(args, data, args.cache_dir)
     print(f"chosen: {chosen}", flush=True)
+    name = "analog_robustness_quick" if args.quick else "analog_robustness"
+    os.makedirs(args.out_dir, exist_ok=True)
+    # Step 1 on its own, so a run stopped during step 2 still leaves its selection.
+    write_json_atomic(
+        os.path.join(args.out_dir, name + "_selection.json"),
+        {
+            "command": "python experiments/analog_robustness.py " + " ".join(sys.argv[1:]),
+            "grids": GRIDS,
+            "selection": selection,
+            "chosen": chosen,
+            "wall_seconds": time.perf_counter() - start,
+        },
+    )
     seeds = [int(s) for s in args.seeds.split(",")]
     optimizers = args.optimizers.split(",")
     per_seed, train_seconds = {}, {}
@@ -254,8 +267,6 @@ def main(argv=None):
         "wall_seconds_this_run": wall,
         "wall_seconds_total_training": float(sum(train_seconds.values())),
     }
-    os.makedirs(args.out_dir, exist_ok=True)
-    name = "analog_robustness_quick" if args.quick else "analog_robustness"
     write_json_atomic(os.path.join(args.out_dir, name + ".json"), report)
     plot(ranking, os.path.join(args.out_dir, name + ".png"))
     print(f"wall time: {wall:.0f} s", flush=True)

@@ -172,7 +172,7 @@ def test_device_mapping_round_trips_and_additive_becomes_the_crossbar():
     mapping = tl.memse.DeviceMapping("pcm", t_inference=60.0, gmax=2.0)
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(mapping))
     assert again == mapping
-    crossbar = tl.memse.as_crossbar(tl.analog.get("additive"))
-    assert isinstance(crossbar, tl.memse.Crossbar)
+    crossbar = tl.memse.as_crossbar(tl.analog.get("additive", levels=17))
+    assert isinstance(crossbar, tl.memse.Crossbar) and crossbar.levels == 16
     with pytest.raises(ValueError, match="crossbar"):
         tl.memse.as_crossbar(3.0)

@@ -113,7 +113,8 @@ def as_crossbar(crossbar, t_inference=None):
     (or preset name) as its mapping at `t_inference` (None: 1 s).
 
     The `"additive"` preset with a differential, per-layer mapping becomes the equivalent
-    `Crossbar` (same noise law; its Gmax stays differentiable for `optimize_gmax`).
+    `Crossbar` (same noise law and grid: the device's N levels are `Crossbar(levels=N - 1)`,
+    which rounds to k / (N - 1); its Gmax stays differentiable for `optimize_gmax`).
     """
     if isinstance(crossbar, (Crossbar, DeviceMapping)):
         if t_inference is not None:
@@ -129,10 +130,17 @@ def as_crossbar(crossbar, t_inference=None):
         )
     device = analog.get(crossbar)
     config = device.get_config()
+    levels = config.get("levels")
     if (
         device.name == "additive"
-        and config.get("mapping", "differential") == "differential"
-        and config.get("w_max", "layer") == "layer"
+        and config.get("mapping") == "differential"
+        and config.get("w_max") == "layer"
+        and (levels is None or levels >= 3)
     ):
-        return Crossbar(sigma=config["sigma"], levels=config["levels"], gmax=config["g_max"])
+        # Crossbar(levels=N) rounds |w| / Wmax to k / N: N + 1 values, the device's levels.
+        return Crossbar(
+            sigma=config["sigma"],
+            levels=None if levels is None else levels - 1,
+            gmax=config["g_max"],
+        )
     return DeviceMapping(device, t_inference=1.0 if t_inference is None else t_inference)
