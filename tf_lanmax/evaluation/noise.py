@@ -183,7 +183,7 @@ def evaluate_under_noise(
     # Drift-free devices read the same at every time: evaluate one time, report it for all.
     read_times = times if device.has_drift else times[:1]
     devices = [device if s is None else _with_sigma(device, s) for s in sigmas]
-    clean = [np.array(v.numpy()) for v in variables]
+    clean = [np.array(ops.convert_to_numpy(ops.convert_to_tensor(v.value))) for v in variables]
     jobs = [("clean", None, None)]
     jobs += [
         (i, j, k)
@@ -323,7 +323,7 @@ def _sequential(model, data, variables, jobs, values_of, batch_size, bar):
     kwargs = {"x": data}
     if isinstance(data, tuple) and len(data) == 2:
         kwargs = {"x": data[0], "y": data[1], "batch_size": batch_size}
-    clean = [np.array(v.numpy(), copy=True) for v in variables]
+    clean = [np.array(ops.convert_to_numpy(ops.convert_to_tensor(v.value))) for v in variables]
     results = []
     try:
         for job in jobs:
