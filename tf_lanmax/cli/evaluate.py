@@ -61,32 +61,28 @@ SHARED_FLAGS = (
 )
 
 
-def parse_sigmas(values):
-    """`--sigmas` as floats >= 0 (a `UsageError` names the flag otherwise)."""
+def _parse_nonnegative(name, values, what):
+    """A list flag as floats >= 0 (a `UsageError` names the flag otherwise)."""
     if not values:
-        raise common.UsageError("--sigmas must list at least one sigma >= 0. Received: --sigmas=")
-    sigmas = []
+        raise common.UsageError(f"--{name} must list at least one {what} >= 0. Received: --{name}=")
+    parsed = []
     for value in values:
         try:
-            sigma = float(value)
+            number = float(value)
         except ValueError:
-            sigma = value
-        sigmas.append(common.check_positive_flag("sigmas", sigma, allow_zero=True))
-    return sigmas
+            number = value
+        parsed.append(common.check_positive_flag(name, number, allow_zero=True))
+    return parsed
+
+
+def parse_sigmas(values):
+    """`--sigmas` as floats >= 0."""
+    return _parse_nonnegative("sigmas", values, "sigma")
 
 
 def parse_times(values):
-    """`--times` as floats >= 0 (a `UsageError` names the flag otherwise)."""
-    if not values:
-        raise common.UsageError("--times must list at least one time >= 0. Received: --times=")
-    times = []
-    for value in values:
-        try:
-            time = float(value)
-        except ValueError:
-            time = value
-        times.append(common.check_positive_flag("times", time, allow_zero=True))
-    return times
+    """`--times` (seconds) as floats >= 0."""
+    return _parse_nonnegative("times", values, "time")
 
 
 def noise_sigmas(flag_values):
