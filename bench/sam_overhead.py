@@ -1,8 +1,10 @@
-"""(SAMSON step time) / (plain step time) for the same network, measured in one run.
+"""Sharpness-aware step times over the plain step for the same network, measured in one run.
 
     python bench/sam_overhead.py [--batch_size 128] [--rounds 7] [--steps 40]
 
-A sharpness-aware step costs two forward/backward passes; the target is <= 2.05.
+A SAMSON step costs two forward/backward passes; the target is <= 2.05. A one-pass step (RWP,
+or hardware-aware training with PCM noise: one pass at w + eps, see
+`tl.sam.one_pass_train_step`) costs about one; the target is <= 1.3.
 """
 
 import argparse
@@ -15,10 +17,21 @@ from _timing import median_fit_times, random_images  # noqa: E402  (bench/ is on
 
 import tf_lanmax as tl  # noqa: E402
 
+ONE_PASS_TARGET = 1.3
+
 
 def network():
     keras.utils.set_random_seed(0)
     return tl.models.float_cnn()
+
+
+def one_pass_contenders():
+    """The one-pass steps, each printed as `<name>_step_over_plain: <ratio>`: RWP and
+    hardware-aware training with PCM noise (one device read of every kernel per step)."""
+    return {
+        "rwp": tl.SharpnessAwareModel(network(), rule="rwp", seed=0),
+        "hardware_aware": tl.analog.HardwareAwareModel(network(), "pcm", seed=0),
+    }
 
 
 def main():
@@ -28,17 +41,24 @@ def main():
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
     x, y = random_images(args.batch_size, args.steps)
-    plain = network()
-    plain.compile("adam", "sparse_categorical_crossentropy")
-    samson = tl.SharpnessAwareModel(network(), rule="samson", rho=0.2)
-    samson.compile("adam", "sparse_categorical_crossentropy")
-    epoch = median_fit_times(
-        {"plain": (plain, []), "samson": (samson, [])}, x, y, args.batch_size, args.rounds
-    )
-    s, p = epoch["samson"] / args.steps, epoch["plain"] / args.steps
+    one_pass = one_pass_contenders()
+    models = {
+        "plain": network(),
+        "samson": tl.SharpnessAwareModel(network(), rule="samson", rho=0.2),
+        **one_pass,
+    }
+    for model in models.values():
+        model.compile("adam", "sparse_categorical_crossentropy")
+    runs = {name: (model, []) for name, model in models.items()}
+    epoch = median_fit_times(runs, x, y, args.batch_size, args.rounds)
+    step = {name: seconds / args.steps for name, seconds in epoch.items()}
+    s, p = step["samson"], step["plain"]
     print(f"backend: {keras.backend.backend()}, batch {args.batch_size}, {args.rounds} rounds")
     print(f"step time, plain: {p * 1e3:.2f} ms; SAMSON: {s * 1e3:.2f} ms")
     print(f"SAMSON overhead ratio: {s / p:.3f}  (target <= 2.05)")
+    for name in one_pass:
+        ratio = step[name] / p
+        print(f"{name}_step_over_plain: {ratio:.3f}  (target <= {ONE_PASS_TARGET})")
 
 
 if __name__ == "__main__":

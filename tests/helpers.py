@@ -106,8 +106,11 @@ def variable_gradients(fn, variables):
 
     with tf.GradientTape() as tape:
         value = fn()
-    grads = tape.gradient(value, variables)
-    return [np.zeros(v.shape) if g is None else np.asarray(g) for g, v in zip(grads, variables)]
+    grads = tape.gradient(value, variables)  # Embedding gradients are densified IndexedSlices
+    return [
+        np.zeros(v.shape) if g is None else np.asarray(tf.convert_to_tensor(g))
+        for g, v in zip(grads, variables)
+    ]
 
 
 def variable_jacobian(fn, variable):

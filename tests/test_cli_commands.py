@@ -452,6 +452,10 @@ BAD = [
     (["evaluate", "MODEL", "--confidence=1.5"], "--confidence", ["1.5"]),
     (["evaluate", "MODEL", "--mode=noise", "--sigmas=0,-1"], "--sigmas", [">= 0", "-1"]),
     (["evaluate", "MODEL", "--mode=noise", "--sigmas=0,x"], "--sigmas", ["'x'"]),
+    (["evaluate", "MODEL", "--mode=noise", "--device=pcm", "--sigmas=0.1"], "--sigmas", ["pcm"]),
+    (["evaluate", "MODEL", "--mode=noise", "--device=flash"], "--device", ["pcm"]),
+    (["evaluate", "MODEL", "--mode=noise", "--times=1,-1"], "--times", [">= 0", "-1"]),
+    (["evaluate", "MODEL", "--device=pcm"], "--device", ["--mode=noise"]),
     (["evaluate", "MODEL", "--split=test[:10"], "--split", ["test[:500]"]),
     (["evaluate", "MODEL", "--chips=1"], "--chips", ["[2, inf]"]),
     (["evaluate", "MODEL", "--chips=3", "--draws=4"], "--chips", ["--draws"]),
@@ -518,6 +522,7 @@ def test_valid_flags_pass_validation(parsed_flags, fake_model, capsys):
         TRAIN,
         ["train", "--sam=samson", "--rho=0.1", "--model=binary_wrn", "--depth=10", "--width=1"],
         ["evaluate", f"--model_path={fake_model}", "--mode=noise", "--sigmas=0,0.05", *TINY],
+        ["evaluate", f"--model_path={fake_model}", "--mode=noise", "--device=pcm", "--times=1,60"],
         ["evaluate", f"--model_path={fake_model}", "--chips=3", "--split=test[:256]"],
         ["sensitivity", f"--model_path={fake_model}", "--test_rate=0.25"],
         ["export", f"--model_path={fake_model}", "--base_path=out", "--version=3"],
@@ -619,6 +624,26 @@ def test_evaluate_noise_mode_writes_report_and_plot(trained, tmp_path):
     zero = saved["noise"]["accuracy"][0]
     assert zero["mean"] == pytest.approx(saved["clean_accuracy"], abs=1e-6)
     assert zero["low"] == zero["high"] == zero["mean"]
+
+
+def test_evaluate_noise_mode_on_pcm_writes_the_drift_plot(trained, tmp_path):
+    evaluate = importlib.import_module("tf_lanmax.cli.evaluate")
+    run_dir, _, _ = trained
+    report = evaluate.evaluate_and_report(
+        str(run_dir / "model.keras"),
+        str(tmp_path),
+        split="test[:128]",
+        mode="noise",
+        sigmas=None,
+        draws=2,
+        verbose=0,
+        device="pcm",
+        times=[1.0, 86400.0],
+    )
+    assert sorted(os.listdir(tmp_path)) == ["drift.png", "report.json"]
+    assert _is_png(tmp_path / "drift.png")
+    assert report["device"] == "pcm" and report["noise"]["times"] == [1.0, 86400.0]
+    assert [p["time"] for p in report["noise"]["points"]] == [1.0, 86400.0]
 
 
 def _chip_model(path, persistence):

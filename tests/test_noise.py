@@ -9,6 +9,20 @@ import pytest
 import tf_lanmax as tl
 from tf_lanmax.noise import ConductanceNoise, noisy_variables
 
+# ConductanceNoise is deprecated for tl.analog (tested below); these tests still cover it.
+pytestmark = pytest.mark.filterwarnings("ignore:tl.noise.ConductanceNoise:DeprecationWarning")
+
+
+def test_conductance_noise_is_deprecated_for_the_analog_multiplicative_device():
+    with pytest.warns(DeprecationWarning, match='tl.analog.get\\("multiplicative"'):
+        noise = ConductanceNoise(0.2, gmax=3.0)
+    assert noise.device == tl.analog.get("multiplicative", sigma=0.2, g_max=3.0)
+    w = np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4)
+    np.testing.assert_array_equal(
+        np.asarray(noise(w, seed=5)),
+        np.asarray(tl.analog.perturb_weights(noise.device, w, seed=5)),
+    )
+
 
 def test_noisy_weights_have_mean_w_and_variance_sigma_squared_w_squared():
     rng = np.random.default_rng(0)

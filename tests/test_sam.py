@@ -343,6 +343,7 @@ def test_batch_splits_that_do_not_divide_the_batch_are_refused():
         sam.train_on_batch(x, y)
 
 
+@pytest.mark.tensorflow_only
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     script = textwrap.dedent(
         """
@@ -355,16 +356,23 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         assert strategy.num_replicas_in_sync == 2
         rng = np.random.default_rng(0)
         x = rng.normal(size=(128, 8)).astype("float32"); y = (x[:, 0] > 0).astype("int64")
-        with strategy.scope():
-            inner = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
-                                      keras.layers.BatchNormalization(), keras.layers.Dense(2)])
-            sam = tl.SharpnessAwareModel(inner, rule="samson")
-            sam.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                        metrics=["accuracy"])
-        h = sam.fit(x, y, batch_size=32, epochs=3, verbose=0)
-        losses = h.history["loss"]
-        assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
-        print("OK", losses)
+        keras.utils.set_random_seed(0)
+        for kwargs in [{"rule": "samson"}, {"rule": "rwp", "seed": 0},
+                       {"rule": "sam", "lookbehind_steps": 2}]:
+            with strategy.scope():
+                inner = keras.Sequential([keras.Input((8,)),
+                                          keras.layers.Dense(16, activation="relu"),
+                                          keras.layers.BatchNormalization(),
+                                          keras.layers.Dense(2)])
+                sam = tl.SharpnessAwareModel(inner, **kwargs)
+                sam.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                            metrics=["accuracy"])
+            h = sam.fit(x, y, batch_size=32, epochs=3, verbose=0)
+            losses = h.history["loss"]
+            assert all(np.isfinite(losses)) and losses[-1] < losses[0], (kwargs, losses)
+            weights = [v.value.values for v in inner.trainable_variables]  # replicas agree
+            assert all(np.array_equal(w[0], w[1]) for w in weights), kwargs
+            print("OK", kwargs, losses)
         """
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

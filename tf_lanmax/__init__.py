@@ -10,6 +10,7 @@ Example:
 """
 
 from tf_lanmax import (
+    analog,
     data,
     distribute,
     energy,
@@ -60,6 +61,7 @@ __all__ = [
     "LaNMax",
     "SharpnessAwareModel",
     "__version__",
+    "analog",
     "data",
     "distribute",
     "energy",

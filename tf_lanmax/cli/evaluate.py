@@ -2,9 +2,12 @@
 
 `--mode faults` evaluates the model saved at `--model_path` on `--split` under `--draws` fault
 draws at its stored (trained or learned) rates; `--mode noise` applies memristor conductance
-noise at each of `--sigmas` with `--draws` draws each. Both report the mean accuracy with a
+noise of the analog `--device` (a `tl.analog` preset) on the deployed weights, at each of
+`--sigmas` (devices with one sigma) and each inference time of `--times` (seconds after
+programming; drifting devices), with `--draws` chips each. Both report the mean accuracy with a
 Student-t confidence interval (`--confidence`) and the clean accuracy (faults off), and write
-`<run_dir>/report.json`; noise mode also writes `<run_dir>/noise_robustness.png`. For a model
+`<run_dir>/report.json`; noise mode also writes `<run_dir>/noise_robustness.png` and, with
+several times, `<run_dir>/drift.png` (accuracy against time, log axis, CI bands). For a model
 with persistent faulty layers (one fixed fault map per chip), `--chips K` evaluates K chips
 instead of `--draws`: the mean accuracy over chips with its interval, and the accuracy a given
 share of chips reach (quantiles with distribution-free lower bounds), in the report's
@@ -12,6 +15,8 @@ share of chips reach (quantiles with distribution-free lower bounds), in the rep
 
 Example:
   lanmax evaluate --model_path runs/train/model.keras --mode noise --sigmas 0,0.05,0.1
+  lanmax evaluate --model_path runs/train/model.keras --mode noise --device pcm \
+    --times 1,3600,86400
   lanmax evaluate --model_path persistent.keras --chips 100
 """
 
@@ -26,7 +31,17 @@ from tf_lanmax.cli import flags_common as common
 MODES = ("faults", "noise")
 
 flags.DEFINE_enum("mode", "faults", MODES, "Evaluate under bit faults or conductance noise.")
-flags.DEFINE_list("sigmas", ["0", "0.05", "0.1"], "Noise mode: relative conductance noise sigmas.")
+flags.DEFINE_enum(
+    "device", "multiplicative", tl.analog.names(), "Noise mode: the analog device preset."
+)
+flags.DEFINE_list(
+    "sigmas",
+    ["0", "0.05", "0.1"],
+    "Noise mode, devices with one sigma (multiplicative, additive): the noise levels.",
+)
+flags.DEFINE_list(
+    "times", ["1"], "Noise mode: inference times in seconds after programming (drift)."
+)
 flags.DEFINE_integer(
     "chips",
     None,
@@ -46,25 +61,60 @@ SHARED_FLAGS = (
 )
 
 
-def parse_sigmas(values):
-    """`--sigmas` as floats >= 0 (a `UsageError` names the flag otherwise)."""
+def _parse_nonnegative(name, values, what):
+    """A list flag as floats >= 0 (a `UsageError` names the flag otherwise)."""
     if not values:
-        raise common.UsageError("--sigmas must list at least one sigma >= 0. Received: --sigmas=")
-    sigmas = []
+        raise common.UsageError(f"--{name} must list at least one {what} >= 0. Received: --{name}=")
+    parsed = []
     for value in values:
         try:
-            sigma = float(value)
+            number = float(value)
         except ValueError:
-            sigma = value
-        sigmas.append(common.check_positive_flag("sigmas", sigma, allow_zero=True))
-    return sigmas
+            number = value
+        parsed.append(common.check_positive_flag(name, number, allow_zero=True))
+    return parsed
+
+
+def parse_sigmas(values):
+    """`--sigmas` as floats >= 0."""
+    return _parse_nonnegative("sigmas", values, "sigma")
+
+
+def parse_times(values):
+    """`--times` (seconds) as floats >= 0."""
+    return _parse_nonnegative("times", values, "time")
+
+
+def noise_sigmas(flag_values):
+    """The sigmas of noise mode: `--sigmas` for a device with one sigma, else None.
+
+    `--sigmas` given explicitly with a device that has no single sigma is a `UsageError`.
+    """
+    has_sigma = "sigma" in tl.analog.get(flag_values.device).get_config()
+    if has_sigma:
+        return parse_sigmas(flag_values.sigmas)
+    if flag_values["sigmas"].present:
+        raise common.UsageError(
+            f"--sigmas sets the sigma of --device=multiplicative or additive; "
+            f"--device={flag_values.device} has none (its noise is a published fit). "
+            f"Received: --sigmas={','.join(flag_values.sigmas)}"
+        )
+    return None
 
 
 def validate(flag_values):
     """Raises `UsageError` for a bad flag value, before any work."""
     common.check_common(flag_values, SHARED_FLAGS)
     if flag_values.mode == "noise":
-        parse_sigmas(flag_values.sigmas)
+        noise_sigmas(flag_values)
+        parse_times(flag_values.times)
+    else:
+        for name in ("device", "sigmas", "times"):
+            if flag_values[name].present:
+                raise common.UsageError(
+                    f"--{name} applies to --mode=noise only. Received: --{name} with "
+                    f"--mode={flag_values.mode}"
+                )
     chips = flag_values.chips
     if chips is not None:
         common.check_int_flag("chips", chips, low=2)
@@ -93,11 +143,15 @@ def evaluate_and_report(
     seed=0,
     verbose=None,
     chips=None,
+    device="multiplicative",
+    times=(1.0,),
 ):
     """Evaluates the saved model and writes `run_dir/report.json` (+ a PNG in noise mode).
 
     With `chips` (faults mode), K chips of the model's persistent faulty layers replace the
-    fault draws: the report's `chip_evaluation` holds `ChipEvaluation.to_dict()`.
+    fault draws: the report's `chip_evaluation` holds `ChipEvaluation.to_dict()`. In noise
+    mode `device` (a `tl.analog` preset name) is read at each of `times`; `sigmas` is None for a
+    device without a single sigma.
 
     Returns:
         The report dict.
@@ -153,21 +207,38 @@ def evaluate_and_report(
             report["faults"] = result.to_dict()
             print(f"{split} accuracy under faults at the stored rates: {result}")
     else:
-        with tl.faults_disabled(model):  # noise alone: the stored weights, no bit faults
-            result = tl.evaluate_under_noise(
-                model, data, sigmas, draws=draws, confidence=confidence, seed=seed, verbose=bar
-            )
+        # Noise on the deployed weights; an analog array has no digital read faults.
+        result = tl.evaluate_under_noise(
+            model,
+            data,
+            None if sigmas is None else list(sigmas),
+            draws=draws,
+            confidence=confidence,
+            seed=seed,
+            verbose=bar,
+            device=device,
+            times=list(times),
+        )
+        report["device"] = device
         report["noise"] = result.to_dict()
-        for sigma, interval in zip(result.sigmas, result.accuracy, strict=True):
+        for point in result.points:
+            level = f"sigma {point.sigma:g}, " if point.sigma is not None else ""
+            interval = point.accuracy
             print(
-                f"sigma {sigma:g}: accuracy {interval.mean:.4f} +- {interval.half_width:.4f} "
-                f"({interval.confidence:.0%} CI over {interval.n} draws)"
+                f"{device} {level}t = {point.time:g} s: accuracy {interval.mean:.4f} +- "
+                f"{interval.half_width:.4f} ({interval.confidence:.0%} CI over {interval.n} draws)"
             )
-        report["plots"] = [
-            tl.reports.plot_noise_robustness(
-                {model.name: result}, os.path.join(run_dir, "noise_robustness.png")
+        report["plots"] = []
+        if len(result.sigmas) > 1:
+            report["plots"].append(
+                tl.reports.plot_noise_robustness(
+                    {model.name: result}, os.path.join(run_dir, "noise_robustness.png")
+                )
             )
-        ]
+        if len(result.times) > 1:
+            report["plots"].append(
+                tl.reports.plot_drift({model.name: result}, os.path.join(run_dir, "drift.png"))
+            )
     common.write_report(run_dir, report)
     return report
 
@@ -181,7 +252,9 @@ def run(flag_values, args):
         split=flag_values.split,
         mode=flag_values.mode,
         draws=flag_values.draws,
-        sigmas=parse_sigmas(flag_values.sigmas) if flag_values.mode == "noise" else (),
+        sigmas=noise_sigmas(flag_values) if flag_values.mode == "noise" else (),
+        device=flag_values.device,
+        times=parse_times(flag_values.times) if flag_values.mode == "noise" else (1.0,),
         confidence=flag_values.confidence,
         batch_size=flag_values.batch_size,
         seed=flag_values.seed,

@@ -19,6 +19,7 @@ Accelerators", arXiv:2205.01707.
 """
 
 from tf_lanmax.memse.crossbar import Crossbar
+from tf_lanmax.memse.device_mapping import DeviceMapping, as_crossbar
 from tf_lanmax.memse.digital import faulty_copy
 from tf_lanmax.memse.graph import register_mirror, supported_layers
 from tf_lanmax.memse.mirror import MemSE
@@ -29,11 +30,13 @@ from tf_lanmax.memse.penalty import MemSEPenaltyModel
 
 __all__ = [
     "Crossbar",
+    "DeviceMapping",
     "GmaxResult",
     "MemSE",
     "MemSEPenaltyModel",
     "MirrorRule",
     "Moments",
+    "as_crossbar",
     "MonteCarloResult",
     "monte_carlo",
     "mse_power_curve",

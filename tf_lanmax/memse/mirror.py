@@ -7,8 +7,10 @@ import numpy as np
 from keras import ops
 
 from tf_lanmax._validation import check_int, check_one_of
+from tf_lanmax.layers import deployment_model, faulty_layers
 from tf_lanmax.memse import moments as rules
 from tf_lanmax.memse.crossbar import Crossbar
+from tf_lanmax.memse.device_mapping import DeviceMapping, as_crossbar
 from tf_lanmax.memse.graph import Graph, _Handle
 from tf_lanmax.memse.mirror_layers import Context, Moments
 
@@ -36,7 +38,11 @@ class MemSE(keras.layers.Layer):
 
     Args:
         model: a built Sequential or Functional `keras.Model` with one input and one output.
-        crossbar: a `Crossbar`. Defaults to `Crossbar()`.
+        crossbar: a `Crossbar` (MemSE's additive noise with quantisation), a `DeviceMapping`,
+            or a `tl.analog` device or preset name (read at `t_inference`). With an analog
+            device, faulty layers are mapped with their deployed (stored) weights: the mirror
+            walks `tl.layers.deployment_model(model)`, a snapshot of the stored values.
+            Defaults to `Crossbar()`.
         cov_mode: how correlations are kept. `"diagonal"`: per-unit variances only (the
             MemSE rules; fast, but blind to the correlation that weight sharing creates across
             the positions of a convolution, so it under-estimates the MSE of CNNs whose later
@@ -48,6 +54,8 @@ class MemSE(keras.layers.Layer):
             sharing, residual branches, pooling); it costs about one backward pass per
             output. Defaults to `"diagonal"`.
         maxpool: max-pooling rule, `"max_mean"` or `"clark"`. Defaults to `"max_mean"`.
+        t_inference: seconds after programming, with a `tl.analog` device as `crossbar`; None
+            is 1 s. Defaults to `None`.
         **kwargs: `keras.layers.Layer` arguments (`name`, ...).
 
     Example:
@@ -59,13 +67,27 @@ class MemSE(keras.layers.Layer):
     Reference: Kern et al., arXiv:2205.01707; ALGORITHMS.md §7.
     """
 
-    def __init__(self, model, crossbar=None, cov_mode="diagonal", maxpool="max_mean", **kwargs):
+    def __init__(
+        self,
+        model,
+        crossbar=None,
+        cov_mode="diagonal",
+        maxpool="max_mean",
+        t_inference=None,
+        **kwargs,
+    ):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        if crossbar is None:
-            crossbar = Crossbar()
-        if not isinstance(crossbar, Crossbar):
-            raise ValueError(f"`crossbar` must be a Crossbar. Received: crossbar={crossbar!r}")
+        crossbar = as_crossbar(Crossbar() if crossbar is None else crossbar, t_inference)
+        if isinstance(crossbar, DeviceMapping) and faulty_layers(model):
+            deployed = deployment_model(model)
+            if deployed is None:
+                raise ValueError(
+                    f"Model '{model.name}' has faulty layers and is subclassed: an analog device "
+                    "holds their deployed (stored) weights, which needs a Sequential or "
+                    "Functional model (tl.layers.deployment_model)."
+                )
+            model = deployed
         self.crossbar = crossbar
         self.cov_mode = check_one_of("cov_mode", cov_mode, COV_MODES)
         self.maxpool = check_one_of("maxpool", maxpool, rules.MAXPOOL_RULES)

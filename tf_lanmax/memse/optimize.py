@@ -25,6 +25,7 @@ import numpy as np
 from keras import ops
 
 from tf_lanmax._validation import check_int, check_one_of, check_positive
+from tf_lanmax.memse.device_mapping import DeviceMapping
 from tf_lanmax.memse.graph import _Handle
 from tf_lanmax.memse.mirror import REDUCTIONS, MemSE
 
@@ -305,6 +306,12 @@ def optimize_gmax(
         crossbar = mirror.crossbar if crossbar is None else crossbar
     else:
         mirror = MemSE(model, crossbar, cov_mode=cov_mode)
+    if isinstance(mirror.crossbar, DeviceMapping):
+        raise ValueError(
+            f"Device '{mirror.crossbar.device.name}' has noise relative to its conductance range: "
+            "no Gmax changes the MSE in weight units, so there is nothing to optimise (Gmax sets "
+            "only the power). Allowed: a Crossbar (additive noise, absolute sigma)."
+        )
     if power_budget is None:
         raise ValueError("`power_budget` must be a float > 0. Received: power_budget=None")
     budget = check_positive("power_budget", power_budget)

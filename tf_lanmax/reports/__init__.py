@@ -2,6 +2,7 @@
 
 from tf_lanmax.reports.memse_plots import plot_memse_layers, plot_mse_vs_power
 from tf_lanmax.reports.plots import (
+    plot_drift,
     plot_energy_accuracy,
     plot_noise_robustness,
     plot_rate_trajectories,
@@ -12,6 +13,7 @@ from tf_lanmax.reports.plots import (
 from tf_lanmax.reports.summary import render_table, summary
 
 __all__ = [
+    "plot_drift",
     "plot_energy_accuracy",
     "plot_memse_layers",
     "plot_mse_vs_power",

@@ -93,8 +93,18 @@ def plot_energy_accuracy(families, path, reference=None, title="Accuracy vs memo
     return save_figure(fig, path)
 
 
+def _noise_points(data):
+    # `NoiseEvaluation.to_dict()`: its points; older reports (sigmas only): one point per sigma.
+    if "points" in data:
+        return data["points"]
+    return [
+        {"sigma": s, "time": 1.0, "accuracy": a}
+        for s, a in zip(data["sigmas"], data["accuracy"], strict=True)
+    ]
+
+
 def plot_noise_robustness(results, path, title="Accuracy under conductance noise"):
-    """Accuracy vs sigma with confidence bands, one curve per trained model.
+    """Accuracy vs sigma with confidence bands, one curve per trained model (at its first time).
 
     Args:
         results: {label: `NoiseEvaluation` or its `to_dict()`}.
@@ -104,14 +114,50 @@ def plot_noise_robustness(results, path, title="Accuracy under conductance noise
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for label, result in results.items():
         data = result.to_dict() if hasattr(result, "to_dict") else result
-        sigmas = np.array(data["sigmas"])
-        mean = np.array([a["mean"] for a in data["accuracy"]])
-        low = np.array([a["low"] for a in data["accuracy"]])
-        high = np.array([a["high"] for a in data["accuracy"]])
+        points = _noise_points(data)
+        points = [p for p in points if p["time"] == points[0]["time"]]
+        sigmas = np.array([p["sigma"] for p in points])
+        mean = np.array([p["accuracy"]["mean"] for p in points])
+        low = np.array([p["accuracy"]["low"] for p in points])
+        high = np.array([p["accuracy"]["high"] for p in points])
         ax.plot(sigmas, mean, marker="o", label=label)
         ax.fill_between(sigmas, low, high, alpha=0.2)
     ax.set_xlabel("conductance noise sigma (relative)")
     ax.set_ylabel("test accuracy")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(loc="best")
+    return save_figure(fig, path)
+
+
+def plot_drift(results, path, title="Accuracy against time after programming"):
+    """Accuracy vs inference time (log axis) with confidence bands, one curve per model and
+    noise level, from `evaluate_under_noise(..., times=[...])`.
+
+    Times of 0 s cannot sit on a log axis and are left out (with a note in the title).
+
+    Args:
+        results: {label: `NoiseEvaluation` or its `to_dict()`}.
+        path: PNG path.
+        title: figure title.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    dropped = False
+    for label, result in results.items():
+        data = result.to_dict() if hasattr(result, "to_dict") else result
+        points = _noise_points(data)
+        for sigma in dict.fromkeys(p["sigma"] for p in points):
+            row = [p for p in points if p["sigma"] == sigma and p["time"] > 0]
+            dropped |= len(row) < sum(p["sigma"] == sigma for p in points)
+            times = np.array([p["time"] for p in row])
+            mean = np.array([p["accuracy"]["mean"] for p in row])
+            low = np.array([p["accuracy"]["low"] for p in row])
+            high = np.array([p["accuracy"]["high"] for p in row])
+            name = label if sigma is None else f"{label}, sigma {sigma:g}"
+            ax.plot(times, mean, marker="o", label=name)
+            ax.fill_between(times, low, high, alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("time after programming (s)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title + (" (t = 0 not shown)" if dropped else ""))
+    ax.legend(loc="best")
     return save_figure(fig, path)

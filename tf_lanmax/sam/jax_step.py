@@ -9,10 +9,11 @@ never returns its state). The gradient call is `jax.value_and_grad` over the tra
 import jax
 import keras
 
+from tf_lanmax.sam.lookbehind import interpolate, is_plain
 from tf_lanmax.sam.perturbation import perturbation
 
 
-def _split(structure, k):
+def split(structure, k):
     """k equal sub-batches of `structure` (None stays None)."""
     if structure is None or k == 1:
         return [structure] * k
@@ -27,16 +28,18 @@ def _split(structure, k):
     return [piece(i) for i in range(k)]
 
 
-def _check_divisible(x, k):
+def sub_batches(x, y, sample_weight, k):
+    """The k (x, y, sample_weight) sub-batches of a batch."""
     batch = keras.tree.flatten(x)[0].shape[0]
     if batch % k:
         raise ValueError(
             f"`num_batch_splits` must divide the batch size. Received: num_batch_splits={k} "
             f"for a batch of {batch}"
         )
+    return list(zip(split(x, k), split(y, k), split(sample_weight, k), strict=True))
 
 
-def _update_metrics(model, metrics_variables, loss, x, y, y_pred, sample_weight):
+def update_metrics(model, metrics_variables, loss, x, y, y_pred, sample_weight):
     """The loss tracker and compiled metrics, updated statelessly (as Keras' JAX trainer does)."""
     mapping = list(zip(model.metrics_variables, metrics_variables, strict=True))
     with keras.StatelessScope(state_mapping=mapping) as scope:
@@ -52,8 +55,15 @@ def _update_metrics(model, metrics_variables, loss, x, y, y_pred, sample_weight)
     return logs, updated
 
 
+def add(accumulated, grads):
+    """The running sum of sub-batch gradients."""
+    if accumulated is None:
+        return list(grads)
+    return [a + g for a, g in zip(accumulated, grads, strict=True)]
+
+
 def sharpness_aware_train_step(model, state, data):
-    """One SAM / ASAM / SAMSON step of `model` (a `SharpnessAwareModel`) on `data`.
+    """One SAM / ASAM / SAMSON step (with Lookbehind when k > 1) of `model` on `data`.
 
     Args:
         model: the `SharpnessAwareModel`.
@@ -65,52 +75,58 @@ def sharpness_aware_train_step(model, state, data):
     """
     trainable, non_trainable, optimizer_values, metrics_values = state
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    k = model.num_batch_splits
-    _check_divisible(x, k)
+    pieces = sub_batches(x, y, sample_weight, model.num_batch_splits)
     flags = model.weight_flags()
+    steps, alpha = model.lookbehind_steps, model.lookbehind_alpha
     grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
-    accumulated, batch_losses, logs = None, [], {}
-    pieces = zip(_split(x, k), _split(y, k), _split(sample_weight, k), strict=True)
-    for xs, ys, ws in pieces:
-        # Common random numbers: pass 2 starts from the pre-pass-1 draw state.
-        before = non_trainable
-        (_, aux), grads = grad_fn(
-            trainable,
-            non_trainable,
-            metrics_values,
-            xs,
-            ys,
-            ws,
-            training=True,
-            optimizer_variables=optimizer_values,
+    slow, fast = trainable, trainable
+    chains, batch_losses, logs, first = [], [], {}, None
+    for step in range(steps):
+        accumulated = None
+        for j, (xs, ys, ws) in enumerate(pieces):
+            if step == 0:
+                # Common random numbers: later passes start from the pre-pass-1 draw state.
+                before = non_trainable
+                (_, aux), grads = grad_fn(
+                    slow,
+                    non_trainable,
+                    metrics_values,
+                    xs,
+                    ys,
+                    ws,
+                    training=True,
+                    optimizer_variables=optimizer_values,
+                )
+                loss, y_pred, non_trainable, metrics_values = aux
+                batch_losses.append(loss)
+                logs, metrics_values = update_metrics(
+                    model, metrics_values, loss, xs, ys, y_pred, ws
+                )
+                chains.append((non_trainable if model.resample_faults else before, slow, grads))
+            pass_state, point, grads = chains[j]
+            # The rules are scale-free in g, so the (loss-scaled) gradient gives the same eps.
+            eps = perturbation(model.rule, point, grads, model.rho, model.eta, model.p, flags)
+            point = [w + e.astype(w.dtype) for w, e in zip(point, eps, strict=True)]
+            _, adv_grads = grad_fn(
+                point,
+                pass_state,
+                metrics_values,
+                xs,
+                ys,
+                ws,
+                training=True,
+                optimizer_variables=optimizer_values,
+            )
+            chains[j] = (pass_state, point, adv_grads)
+            accumulated = add(accumulated, adv_grads)
+        if len(pieces) > 1:  # the mean keeps the step size of k = 1 (as the TensorFlow step)
+            accumulated = [g / len(pieces) for g in accumulated]
+        fast, optimizer_values = model.optimizer.stateless_apply(
+            optimizer_values, accumulated, fast
         )
-        loss, y_pred, non_trainable, metrics_values = aux
-        batch_losses.append(loss)
-        logs, metrics_values = _update_metrics(model, metrics_values, loss, xs, ys, y_pred, ws)
-
-        # The rules are scale-free in g, so the (loss-scaled) gradient gives the same eps.
-        eps = perturbation(model.rule, trainable, grads, model.rho, model.eta, model.p, flags)
-        perturbed = [w + e.astype(w.dtype) for w, e in zip(trainable, eps, strict=True)]
-        state_2 = non_trainable if model.resample_faults else before
-        _, adv_grads = grad_fn(
-            perturbed,
-            state_2,
-            metrics_values,
-            xs,
-            ys,
-            ws,
-            training=True,
-            optimizer_variables=optimizer_values,
-        )
-        if accumulated is None:
-            accumulated = list(adv_grads)
-        else:
-            accumulated = [a + g for a, g in zip(accumulated, adv_grads, strict=True)]
-    if k > 1:  # the mean keeps the step size of k = 1 (as the TensorFlow step does)
-        accumulated = [g / k for g in accumulated]
-    trainable, optimizer_values = model.optimizer.stateless_apply(
-        optimizer_values, accumulated, trainable
-    )
+        if step == 0:
+            first = fast
+    trainable = fast if is_plain(steps, alpha) else interpolate(slow, fast, alpha, first)
     logs = dict(logs)
     logs["batch_loss"] = sum(batch_losses) / len(batch_losses)
     return logs, (trainable, non_trainable, optimizer_values, metrics_values)

@@ -2,10 +2,11 @@
 
 Each returns the list of perturbations eps (one per variable) that the sharpness-aware step adds
 to the weights before its second gradient. Norms are computed in float32 or higher. A zero or
-non-finite gradient norm (e.g. a loss-scaling overflow) gives eps = 0.
+non-finite gradient norm (e.g. a loss-scaling overflow) gives eps = 0. The random rule `"rwp"`
+needs no gradient: its eps is `tf_lanmax.sam.rwp.rwp_perturbation`.
 
 Reference: Foret et al. arXiv:2010.01412 (SAM); Kwon et al. arXiv:2102.11600 (ASAM);
-Mordido et al. arXiv:2211.11561 (SAMSON); ALGORITHMS.md §5.1.
+Mordido et al. arXiv:2211.11561 (SAMSON).
 """
 
 import math
@@ -13,8 +14,12 @@ import math
 from keras import ops
 
 XI = 1e-12
-RULES = ("sam", "asam", "samson")
-DEFAULT_RHO = {"sam": 0.05, "asam": 0.5, "samson": 0.2}
+#: The gradient (ascent) rules: eps from the gradient at w, a second gradient at w + eps.
+GRADIENT_RULES = ("sam", "asam", "samson")
+#: Every rule of `SharpnessAwareModel`; `"rwp"` (random eps, one pass) is not gradient-based.
+RULES = (*GRADIENT_RULES, "rwp")
+#: rwp's rho is relative: the sd of eps is rho times each weight tensor's RMS.
+DEFAULT_RHO = {"sam": 0.05, "asam": 0.5, "samson": 0.2, "rwp": 0.05}
 
 
 def _f32(x):
@@ -118,11 +123,17 @@ def samson_perturbation(weights, grads, rho, eta=0.01, p=math.inf, is_weight=Non
 
 
 def perturbation(rule, weights, grads, rho, eta=0.01, p=math.inf, is_weight=None):
-    """Dispatches to the rule's perturbation (`"sam"`, `"asam"` or `"samson"`)."""
+    """Dispatches to a gradient rule's perturbation (`"sam"`, `"asam"` or `"samson"`)."""
     if rule == "sam":
         return sam_perturbation(grads, rho)
     if rule == "asam":
         return asam_perturbation(weights, grads, rho, eta, is_weight)
     if rule == "samson":
         return samson_perturbation(weights, grads, rho, eta, p, is_weight)
-    raise ValueError(f"`rule` must be one of {list(RULES)}. Received: rule={rule!r}")
+    if rule == "rwp":
+        raise ValueError(
+            "`rule`='rwp' draws eps at random, not from the gradient: use "
+            "`tf_lanmax.sam.rwp_perturbation(weights, rho, seed, is_weight)`. "
+            f"Gradient rules: {list(GRADIENT_RULES)}"
+        )
+    raise ValueError(f"`rule` must be one of {list(GRADIENT_RULES)}. Received: rule={rule!r}")

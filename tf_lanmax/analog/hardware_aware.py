@@ -1,0 +1,160 @@
+"""`HardwareAwareModel`: training with the analog device's noise in the forward pass.
+
+Hardware-aware training (Joshi et al., Nat. Commun. 2020; aihwkit's noise-injected training)
+reads every crossbar-held kernel through the device during training, so the network learns
+weights whose noisy reads still classify. Each step draws one programmed chip
+(`tl.analog.perturb_weights` at `t_inference`), takes the gradient there and applies it to
+the clean weights: the one-pass step of `tf_lanmax.sam.one_pass_step` with
+``eps = noise_scale * (noisy read - w)``. It is the baseline the SAMSON paper claims to match
+"without hardware knowledge".
+"""
+
+import keras
+from keras import ops
+
+from tf_lanmax._validation import check_int, check_positive
+from tf_lanmax.analog.mapping import perturb_weights
+from tf_lanmax.analog.registry import get
+from tf_lanmax.layers import faulty_layers
+from tf_lanmax.sam.one_pass_step import one_pass_train_step
+from tf_lanmax.sam.rwp import seed_value
+
+#: The variables a crossbar holds (the kernels of Dense and convolution layers).
+MAPPED = ("kernel", "depthwise_kernel", "pointwise_kernel")
+#: The key of the noise seed state in the saved weights (Keras does not save seed generators).
+SEED_STATE_KEY = "seed_generator_state"
+
+
+@keras.saving.register_keras_serializable(package="tf_lanmax")
+class HardwareAwareModel(keras.Model):
+    """Trains `model` with the noise of an analog device injected into every forward pass.
+
+    One step on a batch: draw one chip (every Dense / convolution kernel mapped onto `device`
+    and read at `t_inference`: programming noise, drift, read noise), take one forward/backward
+    pass at those noisy weights (the training pass: BatchNorm statistics come from it) and apply
+    the gradient to the clean weights with the user's optimizer. Biases and BatchNorm
+    parameters stay digital (noise-free). ``noise_scale = 0`` is the plain Keras step.
+
+    Args:
+        model: the float Keras model to train (its layers and variables are shared). Faulty
+            layers are refused: their deployed weights are not their trainable kernels.
+        device: a `tl.analog` preset name or `Device`. Defaults to `"pcm"`.
+        t_inference: seconds after programming at which the training reads are taken, >= 0.
+            Defaults to `1.0`.
+        noise_scale: multiplies the drawn deviation (1: the device's own noise), >= 0.
+            Defaults to `1.0`.
+        seed: int >= 0 or None, the seed of the noise stream (saved with the weights).
+            Defaults to `None`.
+        num_batch_splits: sub-batches per batch, each with its own chip. Defaults to `1`.
+
+    Example:
+    >>> hwa = tl.analog.HardwareAwareModel(model, "pcm", seed=0)
+    >>> hwa.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    >>> hwa.fit(train, epochs=5)   # then evaluate (or export) `hwa.inner`
+
+    Reference: Joshi et al., "Accurate deep neural network inference using computational
+    phase-change memory", Nat. Commun. 11, 2473 (2020); Rasch et al., "Hardware-aware training
+    for large-scale and diverse deep learning inference workloads using in-memory computing-based
+    accelerators", Nat. Commun. 14, 5282 (2023).
+    """
+
+    def __init__(
+        self,
+        model,
+        device="pcm",
+        t_inference=1.0,
+        noise_scale=1.0,
+        seed=None,
+        num_batch_splits=1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if faulty_layers(model):
+            raise ValueError(
+                f"Model '{model.name}' has faulty layers; hardware-aware training perturbs "
+                "trainable float kernels, and a faulty layer deploys its stored values instead. "
+                "Allowed: a model of plain Keras layers."
+            )
+        self.inner = model
+        self.device = get(device)
+        self.t_inference = check_positive("t_inference", t_inference, allow_zero=True)
+        self.noise_scale = check_positive("noise_scale", noise_scale, allow_zero=True)
+        self.seed = None if seed is None else check_int("seed", seed, low=0)
+        self.num_batch_splits = check_int("num_batch_splits", num_batch_splits, low=1)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        return self.inner(inputs, training=training)
+
+    def build(self, input_shape):
+        if not self.inner.built:
+            self.inner.build(input_shape)
+
+    def mapped_flags(self):
+        """Which trainable variables the array holds (kernels), in `trainable_variables` order."""
+        return [v.path.split("/")[-1] in MAPPED for v in self.trainable_variables]
+
+    def device_perturbation(self, weights, seed):
+        """eps of one step: ``noise_scale * (perturb_weights(device, w) - w)`` per kernel.
+
+        Follows the `perturb` contract of `tf_lanmax.sam.one_pass_step.one_pass_train_step`:
+        a pure function of `weights` and the (2,) seed tensor; kernel i reads its chip from
+        the seed offset by i in its second word, so kernels never share draws.
+        """
+        eps = []
+        for i, (w, mapped) in enumerate(zip(weights, self.mapped_flags(), strict=True)):
+            if not mapped or self.noise_scale == 0:
+                eps.append(None)
+                continue
+            offset = ops.convert_to_tensor([0, i + 1], dtype=seed.dtype)
+            noisy = perturb_weights(
+                self.device, w, t_inference=self.t_inference, seed=seed_value(seed + offset)
+            )
+            eps.append(self.noise_scale * (ops.cast(noisy, "float32") - ops.cast(w, "float32")))
+        return eps
+
+    def train_step(self, *args, **kwargs):
+        return one_pass_train_step(
+            self,
+            *args,
+            perturb=self.device_perturbation,
+            seed_generator=self.seed_generator,
+            num_batch_splits=self.num_batch_splits,
+            **kwargs,
+        )
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[SEED_STATE_KEY] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        if SEED_STATE_KEY in store:
+            self.seed_generator.state.assign(store[SEED_STATE_KEY])
+        super().load_own_variables(
+            {k: v for k, v in ((k, store[k]) for k in store.keys()) if k != SEED_STATE_KEY}
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "model": keras.saving.serialize_keras_object(self.inner),
+                "device": keras.saving.serialize_keras_object(self.device),
+                "t_inference": self.t_inference,
+                "noise_scale": self.noise_scale,
+                "seed": self.seed,
+                "num_batch_splits": self.num_batch_splits,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(
+            config["model"], custom_objects=custom_objects
+        )
+        config["device"] = keras.saving.deserialize_keras_object(
+            config["device"], custom_objects=custom_objects
+        )
+        return cls(**config)
