@@ -3,9 +3,9 @@
 import keras
 import numpy as np
 import pytest
+from helpers import variable_gradients
 
 import tf_lanmax as tl
-from helpers import variable_gradients
 
 
 def _mlp(seed=0):
