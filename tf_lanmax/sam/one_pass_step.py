@@ -24,7 +24,9 @@ def one_pass_train_step(model, *step_args, perturb, seed_generator=None, num_bat
       perturbation. It must be a pure function of its arguments (it runs inside the compiled
       step): draw random numbers with `keras.random.*(..., seed=...)` from `seed` only (see
       `tf_lanmax.sam.rwp_perturbation`, which accepts a seed tensor), never from a generator of
-      its own, and do not assign variables. eps is not differentiated through.
+      its own, and neither read nor assign model variables (inside the compiled JAX step a
+      variable read gives its value at tracing time): what it needs must come from `weights`,
+      `seed` or Python constants. eps is not differentiated through.
     - Seeds: `seed_generator` (a `keras.random.SeedGenerator` tracked by `model`, so its state is
       a non-trainable variable of the model, saved with it and threaded through the stateless
       JAX step) is advanced once per sub-batch, so every sub-batch of every step gets fresh eps;
