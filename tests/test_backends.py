@@ -57,11 +57,15 @@ print(json.dumps(out))
 """
 
 
-def _script_json(script, backend, *args):
+def _script_json(script, backend, *args, timeout=240):
     """Runs `script` in a fresh Python on `backend`; returns the JSON of its last stdout line."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
-        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, "-c", script, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -172,10 +176,11 @@ print(json.dumps({"ok": True}))
 """
 
 
-@pytest.mark.slow  # ~90 s, most of it JAX compiling each step once
+@pytest.mark.slow  # 217 s on an idle 2-core CPU, most of it JAX compiling each step once
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_the_core_on_jax_raises_no_numpy_copy_warning():
-    assert _script_json(NO_NUMPY_WARNING_SCRIPT, "jax") == {"ok": True}
+    # A limit, not a timing: 240 s timed out on a loaded machine twice.
+    assert _script_json(NO_NUMPY_WARNING_SCRIPT, "jax", timeout=600) == {"ok": True}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
