@@ -128,11 +128,10 @@ class HardwareAwareModel(keras.Model):
         store[SEED_STATE_KEY] = self.seed_generator.state
 
     def load_own_variables(self, store):
-        if SEED_STATE_KEY in store:
+        keys = list(store.keys())
+        if SEED_STATE_KEY in keys:
             self.seed_generator.state.assign(store[SEED_STATE_KEY])
-        super().load_own_variables(
-            {k: v for k, v in ((k, store[k]) for k in store.keys()) if k != SEED_STATE_KEY}
-        )
+        super().load_own_variables({k: store[k] for k in keys if k != SEED_STATE_KEY})
 
     def get_config(self):
         config = super().get_config()
