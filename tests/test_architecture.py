@@ -55,3 +55,18 @@ def test_backend_agnostic_modules_read_variables_through_keras_ops():
         if ".numpy()" in line
     ]
     assert not offenders, offenders
+
+
+def test_the_package_cites_no_file_outside_the_repository():
+    # A docstring pointing at a Markdown file the user does not have (e.g. our team's notes)
+    # is a dead reference: every cited .md must exist somewhere in this repository.
+    present = {path.name for path in ROOT.rglob("*.md") if ".venv" not in path.parts}
+    cited = re.compile(r"\b([A-Za-z0-9_.-]+\.md)\b")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {name}"
+        for path in (ROOT / "tf_lanmax").rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        for name in cited.findall(line)
+        if name not in present
+    ]
+    assert not offenders, offenders

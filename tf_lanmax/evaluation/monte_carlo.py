@@ -86,7 +86,7 @@ def evaluate_under_faults(
     Draw k seeds every faulty layer from ``hash(seed, k, layer)`` and evaluates `data` with
     faults redrawn at every forward pass (one pattern per data batch), as in training: the scope
     of a draw is one pass over `data`. Reports the mean accuracy and loss with a Student-t
-    interval across draws (ALGORITHMS.md §9). With `target_half_width`, `draws` is the pilot and
+    interval across draws. With `target_half_width`, `draws` is the pilot and
     K is raised until the interval's half-width is at most the target (sequential stopping, which
     slightly under-covers) or `max_draws` is reached.
 

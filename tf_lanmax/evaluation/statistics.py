@@ -29,7 +29,7 @@ def t_interval(samples, confidence=0.95):
     """Student-t interval of the mean of i.i.d. `samples` (n - 1 in the standard deviation).
 
     ``h = t_((1+c)/2, K-1) s / sqrt(K)``. This measures the spread across fault patterns; it is not
-    the binomial test-set interval (ALGORITHMS.md §9).
+    the binomial test-set interval.
 
     Args:
         samples: 1-D array of at least 2 finite values.

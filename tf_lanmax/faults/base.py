@@ -132,7 +132,7 @@ class FaultModel(ConfigValue):
         return values if keep is None else values * keep
 
     def code_moments(self, codes, bits, rate):
-        """Closed-form mean and variance of the faulty code's integer value (ALGORITHMS.md §3)."""
+        """Closed-form mean and variance of the faulty code's integer value."""
         raise NotImplementedError
 
     def binary_moments(self, weights_b, alpha, rate):

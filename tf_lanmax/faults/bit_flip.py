@@ -10,7 +10,7 @@ from tf_lanmax.faults.base import FaultModel, signed_value
 class BitFlip(FaultModel):
     """Transient bit flips ``b' = b XOR e`` with ``e ~ Bernoulli(p)`` per stored bit.
 
-    Closed-form moments (ALGORITHMS.md §3.1): binary ``E = (1-2p) w``, ``Var = 4p(1-p) alpha^2``;
+    Closed-form moments: binary ``E = (1-2p) w``, ``Var = 4p(1-p) alpha^2``;
     fixed point ``E[q'] = (1-2p) q - p``, ``Var[q'] = p(1-p)(4**n - 1)/3``.
 
     Example:

@@ -13,7 +13,7 @@ class BitMask(FaultModel):
     A fault on the sign bit sets the value to 0 (precedence); a fault on any other bit replaces
     that bit by the sign bit. In two's complement faulty bits move a value towards 0 (q >= 0) or
     towards -1 (q < 0): a masked value never grows in magnitude and never changes sign. A binary
-    word is only its sign bit, so any fault gives 0. Moments: ALGORITHMS.md §3.2.
+    word is only its sign bit, so any fault gives 0. Moments: `BitMask.moments`.
 
     Example:
     >>> mask = BitMask()

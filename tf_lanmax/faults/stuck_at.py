@@ -11,7 +11,7 @@ from tf_lanmax.faults.base import FaultModel, bit_planes, signed_value, weighted
 class StuckAt(FaultModel):
     """Each faulty bit reads `value` (stuck-at-0 or stuck-at-1), redrawn at every read.
 
-    Moments (ALGORITHMS.md §3.3): SA0 ``E[q'] = (1-p) q``, ``Var = p(1-p) sum_k b_k 4**k``;
+    Moments: SA0 ``E[q'] = (1-p) q``, ``Var = p(1-p) sum_k b_k 4**k``;
     SA1 ``E[q'] = (1-p) q - p``, ``Var = p(1-p) sum_k (1-b_k) 4**k``; binary
     ``E = (1-p) w + p w_v``, ``Var = p(1-p)(w - w_v)**2``.
 

@@ -27,7 +27,7 @@ class Binary(WeightFormat):
     >>> fmt = Binary(scale="none")
     >>> fmt.encode(keras.ops.convert_to_tensor([[-0.3, 0.0, 0.7]]))  # -> [[0, 1, 1]]
 
-    Reference: Courbariaux et al., arXiv:1511.00363; ALGORITHMS.md §2.1.
+    Reference: Courbariaux et al., arXiv:1511.00363.
     """
 
     bits = 1

@@ -24,8 +24,6 @@ class FixedPoint(WeightFormat):
     Example:
     >>> fmt = FixedPoint(bits=4, fraction_bits=2)
     >>> fmt.quantize(keras.ops.convert_to_tensor([0.3, -5.0]))  # -> [0.25, -2.0]
-
-    Reference: ALGORITHMS.md §2.2.
     """
 
     def __init__(self, bits=8, fraction_bits=6):

@@ -38,7 +38,7 @@ class FaultyKernelMixin:
     The layer keeps float latent weights (what the optimizer updates). At every forward pass the
     kernel is encoded to the stored codes of `weight_format`, a fresh fault pattern is drawn at
     rate `fault_rate` on every stored bit, and the faulty codes are decoded back. The gradient
-    reaches the latent weights straight through (ALGORITHMS.md §3.5):
+    reaches the latent weights straight through:
     ``w_used = w + stop_gradient(w_faulty - w)``.
 
     `fault_rate` is a non-trainable scalar `keras.Variable` (float32, never autocast) that a

@@ -5,7 +5,7 @@ variance of every activation through the network mapped onto a `Crossbar` (diffe
 N conductance levels, programming noise sigma, per-layer Gmax); faulty layers of
 `tf_lanmax.layers` use the closed-form moments of their digital faults instead. `monte_carlo`
 samples the very same noise model; `optimize_gmax` spends a power budget across layers;
-`MemSEPenaltyModel` trains a network against its predicted MSE (ALGORITHMS.md §6-§8).
+`MemSEPenaltyModel` trains a network against its predicted MSE.
 
 Example:
 >>> cb = Crossbar(sigma=0.01, levels=128, gmax=1.0)

@@ -1,4 +1,4 @@
-"""`Crossbar`: how a layer's weights become noisy memristor conductances (ALGORITHMS.md §6.2).
+"""`Crossbar`: how a layer's weights become noisy memristor conductances.
 
 One configuration object is shared by the analytic mirror (`MemSE`, which asks it for the mean
 and variance of every effective weight) and by the sampled reference (`monte_carlo`, which asks
@@ -24,7 +24,7 @@ class Crossbar(ConfigValue):
     """Memristor crossbar mapping with differential pairs, quantisation and programming noise.
 
     A layer with kernel ``W`` and ``Wmax = max |W|`` is stored with the scale ``c = Gmax / Wmax``
-    on a differential pair per weight (ALGORITHMS.md §6.2, after Kern et al., MemSE):
+    on a differential pair per weight (after Kern et al., MemSE):
 
         G+ = c max(W, 0),   G- = c max(-W, 0),   W_eff = (G+_q + e+ - G-_q - e-) / c,
 
@@ -61,7 +61,7 @@ class Crossbar(ConfigValue):
     1.25e-05
 
     Reference: Kern et al., "MemSE: Fast MSE Prediction for Noisy Memristor-Based DNN
-    Accelerators", arXiv:2205.01707; ALGORITHMS.md §6.2, §7.3.
+    Accelerators", arXiv:2205.01707.
     """
 
     def __init__(

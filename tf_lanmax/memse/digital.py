@@ -1,7 +1,7 @@
 """Digital-fault MemSE: copies of a model whose kernels live in faulty digital memory.
 
 MemSE treats the faulty layers of `tf_lanmax.layers` with the closed-form moments of their
-faulty stored weights (ALGORITHMS.md §8): ``M = E[w' | w]`` replaces the weight and
+faulty stored weights: ``M = E[w' | w]`` replaces the weight and
 ``S^2 = Var[w' | w]`` the crossbar noise, and the same propagation rules predict the MSE of bit
 flips, masking or stuck-at faults. `faulty_copy` turns a trained float model into that setting.
 """
@@ -24,7 +24,7 @@ _FAULTY = {
 
 
 def fixed_point_for(kernel, bits=8):
-    """`FixedPoint(bits, f)` with ``f = bits - 1 - ceil(log2 max|w|)`` (ALGORITHMS.md §2.2),
+    """`FixedPoint(bits, f)` with ``f = bits - 1 - ceil(log2 max|w|)``,
     so the largest weight just fits; f is clipped to [0, bits - 1]."""
     bits = check_int("bits", bits, low=2, high=formats.fixed_point.MAX_BITS)
     if isinstance(kernel, keras.Variable):  # its value: np.array(variable) warns on JAX

@@ -3,8 +3,8 @@
 Plain Keras layers are mapped onto the memristor crossbar (`Crossbar`), optionally with the
 BatchNorm that follows folded into their kernel. The faulty layers of `tf_lanmax.layers` keep
 their own digital fault model: the closed-form moments of the faulty stored weights
-(`layer.kernel_moments()`, ALGORITHMS.md §3) replace the crossbar's, and the same propagation
-rules give the MSE of bit flips, masking or stuck-at faults (ALGORITHMS.md §8).
+(`layer.kernel_moments()`) replace the crossbar's, and the same propagation
+rules give the MSE of bit flips, masking or stuck-at faults.
 """
 
 import numpy as np

@@ -29,7 +29,7 @@ class MemSE(keras.layers.Layer):
     flat activations) through the model's graph: Dense/convolution layers with noisy weights
     (crossbar noise for plain layers, closed-form digital-fault moments for the faulty layers
     of `tf_lanmax.layers`), BatchNorm (folded or affine), ReLU by Gaussian moment matching,
-    pooling, reshapes and residual Adds (ALGORITHMS.md §7, §8). The predicted MSE of output j
+    pooling, reshapes and residual Adds. The predicted MSE of output j
     against the clean network is ``MSE_j = Var[Z_j] + (E[Z_j] - z_j)^2``.
 
     Each crossbar-mapped layer has its Gmax in a non-trainable scalar variable
@@ -64,7 +64,7 @@ class MemSE(keras.layers.Layer):
     >>> mean, var = mirror(x)
     >>> mirror.mse(x)  # (batch, outputs) predicted MSE against the clean logits
 
-    Reference: Kern et al., arXiv:2205.01707; ALGORITHMS.md §7.
+    Reference: Kern et al., arXiv:2205.01707.
     """
 
     def __init__(

@@ -193,7 +193,7 @@ class IdentityRule(MirrorRule):
 
 
 class ReLURule(MirrorRule):
-    """ReLU by Gaussian moment matching (ALGORITHMS.md §7.2)."""
+    """ReLU by Gaussian moment matching."""
 
     def __init__(self, op):
         super().__init__(op)

@@ -1,4 +1,4 @@
-"""Pure moment-propagation rules of MemSE (ALGORITHMS.md §7), in `keras.ops` only.
+"""Pure moment-propagation rules of MemSE, in `keras.ops` only.
 
 Every rule maps the per-sample moments of a layer's input to those of its output. A state is a
 mean ``mu`` and either the per-unit variance ``v`` (diagonal mode) or, for flat ``(batch, n)``
@@ -13,7 +13,7 @@ Nonlinearities use Gaussian moment matching. The functions hold no state and cre
 variables, so they run on any Keras backend and are differentiable (MemSE penalty, Gmax
 optimisation).
 
-Reference: Kern et al., arXiv:2205.01707; ALGORITHMS.md §7, §8.
+Reference: Kern et al., arXiv:2205.01707.
 """
 
 import math
@@ -92,7 +92,7 @@ def _gaussian_max(delta, var_a, var_b):
 
 
 def relu_moments(mean, var):
-    """ReLU of ``X ~ N(mu, s^2)`` by moment matching (ALGORITHMS.md §7.2).
+    """ReLU of ``X ~ N(mu, s^2)`` by moment matching.
 
     ``t = mu / s`` (the standard deviation, not the variance):
 
@@ -218,7 +218,7 @@ def dense_covariance(mean, cov, kernel_mean, kernel_var, bias=None):
 
 
 def conv_moments(mean, var, kernel_mean, kernel_var, bias=None, **conv_args):
-    """Convolution with noisy weights, diagonal mode (ALGORITHMS.md §7.1).
+    """Convolution with noisy weights, diagonal mode.
 
     ``mu_out = conv(mu, M)``, ``v_out = conv(v, M^2) + conv(v + mu^2, S^2)``, evaluated as
     ``conv(v, M^2 + S^2) + conv(mu^2, S^2)``: one full convolution fewer. When S^2 is one value
@@ -290,8 +290,8 @@ def affine_covariance(mean, cov, scale, shift):
 def add_moments(means, variances):
     """Sum of branches taken as independent: ``mu = sum mu_k``, ``v = sum v_k``.
 
-    The branches of a residual block share their input, so this is an approximation
-    (ALGORITHMS.md §7.2); the Monte-Carlo reference measures its effect.
+    The branches of a residual block share their input, so this is an approximation;
+    the Monte-Carlo reference measures its effect.
     """
     out_mean, out_var = means[0], variances[0]
     for m, v in zip(means[1:], variances[1:], strict=True):
@@ -410,8 +410,7 @@ def window_counts(spatial_shape, pool_size, strides, padding):
 def average_pool_moments(mean, var, pool_size, strides, padding="valid"):
     """Average pooling: ``mu' = avg(mu)``, ``v' = sum_window v / n^2`` (independent entries).
 
-    Neighbouring activations are correlated, so the diagonal rule under-estimates the variance
-    (ALGORITHMS.md §7.2).
+    Neighbouring activations are correlated, so the diagonal rule under-estimates the variance.
     """
     out_mean = ops.average_pool(mean, pool_size, strides=strides, padding=padding)
     counts = window_counts(mean.shape[1:-1], pool_size, strides, padding)
@@ -451,7 +450,7 @@ def _clark_reduce(means, variances):
 
 
 def max_pool_moments(mean, var, pool_size, strides, padding="valid", rule="max_mean"):
-    """Max pooling on moments (ALGORITHMS.md §7.2).
+    """Max pooling on moments.
 
     Args:
         mean, var: ``(batch, *spatial, channels)``.

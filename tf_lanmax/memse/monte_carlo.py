@@ -6,7 +6,7 @@ weights. Draws are vectorised: a chunk of D draws runs as one batch of ``D x B``
 deterministic layers being the model's own Keras layers, in one compiled function
 (`tf.function` / `jax.jit`, fed the model's variables statelessly). The per-draw MSE (mean over
 samples and outputs) is i.i.d. across draws, so its Student-t interval is the confidence
-interval of the MSE (ALGORITHMS.md §9).
+interval of the MSE.
 """
 
 import collections

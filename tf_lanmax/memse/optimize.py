@@ -1,4 +1,4 @@
-"""Per-layer Gmax under a power budget (ALGORITHMS.md §7.3), and the MSE-vs-power curve.
+"""Per-layer Gmax under a power budget, and the MSE-vs-power curve.
 
 The noise MSE of a crossbar layer falls as ``1 / Gmax^2`` while its power grows linearly
 (devices) and quadratically (amplifiers) with Gmax, so layers that matter less for the output

@@ -1,4 +1,4 @@
-"""Crossbar power model of MemSE (ALGORITHMS.md §7.3), pure `keras.ops` functions.
+"""Crossbar power model of MemSE, pure `keras.ops` functions.
 
 Per crossbar, with programmed conductances ``G+-`` (differential pair), inputs ``X`` and TIA
 gain ``r``:

@@ -47,7 +47,7 @@ def binary_wide_resnet(
     Example:
     >>> model = binary_wide_resnet(depth=10, width=1)
 
-    Reference: Henwood et al., arXiv:1912.10764 (the network); ALGORITHMS.md §4.4.
+    Reference: Henwood et al., arXiv:1912.10764 (the network).
     """
     depth = check_int("depth", depth, low=10)
     if (depth - 4) % 6:

@@ -69,8 +69,8 @@ class LaNMaxHyperModel(keras_tuner.HyperModel):
     ``mean_energy`` (E-bar, 1 = all reliable), ``energy_ratio`` (1 / E-bar), ``total_bits``,
     ``train_loss`` and ``score``.
 
-    Keras Tuner ranks trials by one scalar only (its multi-objective mode sums the metrics,
-    ALGORITHMS.md §10). The default ranking ``score = accuracy - energy_weight * mean_energy``
+    Keras Tuner ranks trials by one scalar only (its multi-objective mode sums the
+    metrics). The default ranking ``score = accuracy - energy_weight * mean_energy``
     (an engineering choice) steers Bayesian optimisation and Hyperband; the deliverable is the
     whole trade-off: `tl.tuning.pareto_front(tuner)` computes the true non-dominated set from
     every trial's (energy, accuracy). Pass ``objective=hypermodel.objective`` to the tuner.
@@ -117,7 +117,7 @@ class LaNMaxHyperModel(keras_tuner.HyperModel):
     >>> tuner.search(train_ds, validation_data=test_ds)
     >>> tl.tuning.pareto_front(tuner)  # the non-dominated trials, energy ascending
 
-    Reference: Henwood, Leduc-Primeau, Savaria, arXiv:1912.10764; ALGORITHMS.md §4, §10.
+    Reference: Henwood, Leduc-Primeau, Savaria, arXiv:1912.10764.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """The energy/accuracy Pareto front of a set of trials, and its 2-D hypervolume (float64 numpy).
 
-Energy is minimised and accuracy maximised (ALGORITHMS.md §10). Keras Tuner's multi-objective
+Energy is minimised and accuracy maximised. Keras Tuner's multi-objective
 mode only sums its objectives, so the front is computed here from every trial's (energy,
 accuracy) pair.
 """
@@ -75,7 +75,7 @@ def _as_records(points, energy_key, accuracy_key):
 def front_indices(points):
     """Indices of the non-dominated points of an (n, 2) array, sorted by energy.
 
-    The sweep of ALGORITHMS.md §10: sort by energy ascending (ties: accuracy descending, then
+    The standard two-objective sweep: sort by energy ascending (ties: accuracy descending, then
     input order) and keep a point iff its accuracy exceeds every accuracy kept so far. Exact
     duplicates are kept once (the first in input order).
 
@@ -102,8 +102,8 @@ def pareto_front(points_or_tuner, energy_key="energy", accuracy_key="accuracy"):
     """The non-dominated set of (energy, accuracy) points: energy down, accuracy up.
 
     Point i dominates j iff ``E_i <= E_j`` and ``A_i >= A_j`` with one inequality strict; the
-    front is every point no other point dominates, found by one sort and a sweep
-    (ALGORITHMS.md §10). Duplicates appear once.
+    front is every point no other point dominates, found by one sort and a sweep.
+    Duplicates appear once.
 
     Args:
         points_or_tuner: one of
@@ -163,7 +163,7 @@ def hypervolume(front, reference, energy_key="energy", accuracy_key="accuracy"):
     With the reference ``R = (E_ref, A_ref)`` (energy above every point's, accuracy below,
     e.g. the all-reliable energy and chance accuracy), points outside the box are dropped and
     the front, sorted by energy, gives ``HV = sum_i (E_(i+1) - E_i) (A_i - A_ref)`` with
-    ``E_(m+1) = E_ref`` (ALGORITHMS.md §10). Dominated points do not change it, so any point
+    ``E_(m+1) = E_ref``. Dominated points do not change it, so any point
     set may be passed. Larger is better.
 
     Args:
