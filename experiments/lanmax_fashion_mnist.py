@@ -1,6 +1,6 @@
 """LaNMax on real Fashion-MNIST: learned per-layer p vs the best uniform p vs smaller reliable nets.
 
-Reproduces the comparison of Henwood et al. (arXiv:1912.10764, ALGORITHMS.md §4.4) at
+Reproduces the comparison of Henwood et al. (arXiv:1912.10764) at
 iso-accuracy on the binary CNN: (i) LaNMax-learned rates for several alpha, (ii) one uniform p
 for every layer, (iii) reliable networks (p = p0, eta = 1) of smaller width. Accuracy is always
 measured under faults with `tl.evaluate_under_faults` (95% CI over fault draws). Writes

@@ -1,8 +1,7 @@
 """MemSE on real Fashion-MNIST: predicted vs Monte-Carlo MSE, digital faults, power-budgeted Gmax.
 
 Trains the acceptance CNN (conv + BN + ReLU + max pooling + a residual Add, ~17k weights) on the
-bundled real Fashion-MNIST subset, maps it onto a noisy memristor crossbar and compares
-(ALGORITHMS.md §6-§8):
+bundled real Fashion-MNIST subset, maps it onto a noisy memristor crossbar and compares:
 
 1. the MSE of the logits predicted by `tl.memse.MemSE` (modes `"jacobian"` and `"diagonal"`)
    with `tl.memse.monte_carlo` (>= 1000 draws, 95% CI) at several (sigma, Gmax) settings,

@@ -1,6 +1,6 @@
 """Robustness to memristor conductance noise of a CNN trained plain, with SAM, ASAM and SAMSON.
 
-The SAMSON paper (Mordido et al., arXiv:2211.11561; ALGORITHMS.md §5-6) claims that
+The SAMSON paper (Mordido et al., arXiv:2211.11561) claims that
 sharpness-aware training makes a network robust to analog weight noise without simulating it,
 and that SAMSON is the most robust of the three rules. Here the same CNN is trained on real
 Fashion-MNIST four ways, then evaluated under multiplicative conductance noise

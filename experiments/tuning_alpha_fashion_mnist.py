@@ -3,7 +3,7 @@
 Each trial trains the binary CNN with `tl.LaNMax(alpha)` (one learned fault rate per layer),
 then measures the accuracy under bit flips (`tl.evaluate_under_faults`, 95% CI over fault
 draws) and the memory energy at the learned rates. The front is the non-dominated set of all
-completed trials (energy down, accuracy up; ALGORITHMS.md §10), with its hypervolume against
+completed trials (energy down, accuracy up), with its hypervolume against
 (all-reliable energy, chance accuracy). Writes docs/results/tuning_alpha_front.json and .png.
 
     python experiments/tuning_alpha_fashion_mnist.py            # ~5-10 min on 2 CPU cores

@@ -1,4 +1,4 @@
-"""Architecture rules of DESIGN.md: one-way import levels, public Keras API only."""
+"""Architecture rules: one-way import levels, public Keras API only."""
 
 import pathlib
 import re

@@ -1,4 +1,4 @@
-"""Tests of the energy law eta(p) = -ln(p)/a and of `memory_energy` (ALGORITHMS.md §1, §11)."""
+"""Tests of the energy law eta(p) = -ln(p)/a and of `memory_energy`."""
 
 import math
 
@@ -27,7 +27,7 @@ def test_eta_at_reliable_rate_is_one(a):
 def test_default_a_and_p0():
     assert DEFAULT_A == 12.8
     assert EnergyModel().a == 12.8
-    # ALGORITHMS.md §1.1: p0 ~ 2.76e-6 for a = 12.8.
+    # From eta(p) = -ln(p)/a: p0 ~ 2.76e-6 for a = 12.8.
     assert EnergyModel().p0 == pytest.approx(2.76e-6, rel=2e-3)
 
 
@@ -86,7 +86,7 @@ def test_zero_energy_at_half():
     assert model.get_config() == {"a": A, "zero_energy_at_half": True}
 
 
-# ALGORITHMS.md §1.1, values for a = 12.8 (an independent oracle, to the printed digits).
+# eta(p) = -ln(p)/a, values for a = 12.8 (an independent oracle, to the printed digits).
 TABLE = [
     (1e-3, 0.540, 1.85),
     (1e-2, 0.360, 2.78),

@@ -1,4 +1,4 @@
-"""Tests of the Monte-Carlo evaluation under faults and its t-intervals (ALGORITHMS.md §9, §11)."""
+"""Tests of the Monte-Carlo evaluation under faults and its t-intervals."""
 
 import math
 
@@ -57,7 +57,7 @@ def test_t_interval_constant_samples_has_zero_width():
 
 
 def test_t_interval_coverage():
-    """The 95 % t-interval covers the true mean 95 % (+-2 %) of the time (ALGORITHMS.md §11).
+    """The 95 % t-interval covers the true mean 95 % (+-2 %) of the time.
 
     2000 repetitions: the binomial SE of the coverage is sqrt(.95 * .05 / 2000) = 0.0049, so
     +-0.02 is a 4-SE band. The z = 1.96 interval at K = 10 covers ~91.8 %: outside the band, so

@@ -1,6 +1,6 @@
 """TF Serving contract of `tl.export.for_serving`, checked without the C++ server.
 
-TF Serving is not installable here (DESIGN.md §6), so the contract is checked from the outside,
+TF Serving is not installable here, so the contract is checked from the outside,
 the way the server sees an export:
 
 - a separate Python process that imports only TensorFlow, numpy and TF Serving's protos loads

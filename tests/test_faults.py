@@ -1,4 +1,4 @@
-"""Tests of `tf_lanmax.faults` (ALGORITHMS.md §3, §9) against numpy bit rules and statistics.
+"""Tests of `tf_lanmax.faults` against numpy bit rules and statistics.
 
 Oracles: a numpy re-implementation of each fault model's bit rule and of two's complement, exact
 moments by enumerating every error pattern with its probability, and binomial / chi-squared
@@ -69,7 +69,7 @@ def np_signed(codes, bits):
 
 
 def np_fault_rule(name, codes, errors, bits):
-    """Faulty codes and keep (0/1) from the bit rules of ALGORITHMS.md §3, one bit at a time."""
+    """Faulty codes and keep (0/1) from the bit rules, one bit at a time."""
     codes = np.asarray(codes, np.int64)
     errors = np.asarray(errors, np.int64)
     sign = np_bit(codes, bits - 1)
@@ -104,7 +104,7 @@ def np_value(codes, keep, bits, step):
 
 
 def np_quantize(fmt, w):
-    """numpy codes and step (alpha or delta, broadcastable) of a format, from ALGORITHMS.md §2."""
+    """numpy codes and step (alpha or delta, broadcastable) of a format."""
     w = np.asarray(w, np.float64)
     if isinstance(fmt, formats.Binary):
         codes = (w >= 0).astype(np.int64)
@@ -200,7 +200,7 @@ def test_np_fault_rule_matches_documented_examples():
 
 
 # --------------------------------------------------------------------------------------------
-# Empirical fault rates (ALGORITHMS.md §9)
+# Empirical fault rates
 # --------------------------------------------------------------------------------------------
 
 
@@ -321,7 +321,7 @@ def test_rate_may_be_a_variable():
 
 
 # --------------------------------------------------------------------------------------------
-# Limits (ALGORITHMS.md §3.4)
+# Limits
 # --------------------------------------------------------------------------------------------
 
 
@@ -385,7 +385,7 @@ def test_bit_mask_never_grows_or_flips_sign(fmt_name):
 
 
 # --------------------------------------------------------------------------------------------
-# Closed-form moments (ALGORITHMS.md §3.1-3.4)
+# Closed-form moments
 # --------------------------------------------------------------------------------------------
 
 MOMENT_FORMATS = {
@@ -433,7 +433,7 @@ def test_exact_enumeration_distinguishes_wrong_rate(fmt_name):
 
 
 def test_moments_closed_forms_by_hand():
-    # ALGORITHMS.md §3.1: fixed-point flip variance does not depend on q.
+    # Fixed-point flip variance does not depend on q.
     fmt = formats.FixedPoint(5, 0)
     w = np.array([-16.0, -1.0, 0.0, 3.0, 15.0], np.float32)
     p = 0.1

@@ -1,4 +1,4 @@
-"""Tests of `tf_lanmax.formats` (ALGORITHMS.md §2) against small numpy references."""
+"""Tests of `tf_lanmax.formats` against small numpy references."""
 
 import inspect
 import math
@@ -16,7 +16,7 @@ FIXED_CASES = [(2, 0), (2, 1), (4, 1), (4, 3), (8, 0), (8, 6), (12, 5), (16, 0),
 
 
 # --------------------------------------------------------------------------------------------
-# numpy reference: two's-complement fixed point written from ALGORITHMS.md §2.2
+# numpy reference: two's-complement fixed point, written independently of the package
 # --------------------------------------------------------------------------------------------
 
 

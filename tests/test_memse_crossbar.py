@@ -1,5 +1,5 @@
 """Crossbar mapping, power model, Monte-Carlo reference, Gmax optimisation and the digital-fault
-extension of MemSE (ALGORITHMS.md §6.2, §7.3, §8, §9, §11)."""
+extension of MemSE."""
 
 import keras
 import numpy as np
@@ -167,7 +167,7 @@ def test_per_layer_gmax_beats_the_best_single_gmax_at_equal_power():
         ms.optimize_gmax(model, cb, x, power_budget=budget * 1e-12)
 
 
-# -- digital faults (ALGORITHMS.md §8) ---------------------------------------------------------
+# -- digital faults ---------------------------------------------------------------------------
 
 
 def test_binary_bit_flip_first_layer_matches_the_closed_form_and_sampling():

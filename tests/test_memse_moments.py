@@ -1,5 +1,5 @@
 """Oracles for the pure MemSE rules: scipy integration, numpy closed forms, Monte-Carlo with
-stated standard errors, and TensorFlow autodiff for the reverse rules (ALGORITHMS.md §7, §11)."""
+stated standard errors, and TensorFlow autodiff for the reverse rules."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Pareto front and hypervolume against brute force and hand-computed cases (ALGORITHMS.md §10)."""
+"""Pareto front and hypervolume against brute force and hand-computed cases."""
 
 import json
 import os
