@@ -18,15 +18,14 @@ from tf_lanmax.analog.registry import get
 from tf_lanmax.layers import faulty_layers
 from tf_lanmax.sam.one_pass_step import one_pass_train_step
 from tf_lanmax.sam.rwp import seed_value
+from tf_lanmax.sam.wrapper import SeededWrapper
 
 #: The variables a crossbar holds (the kernels of Dense and convolution layers).
 MAPPED = ("kernel", "depthwise_kernel", "pointwise_kernel")
-#: The key of the noise seed state in the saved weights (Keras does not save seed generators).
-SEED_STATE_KEY = "seed_generator_state"
 
 
 @keras.saving.register_keras_serializable(package="tf_lanmax")
-class HardwareAwareModel(keras.Model):
+class HardwareAwareModel(SeededWrapper):
     """Trains `model` with the noise of an analog device injected into every forward pass.
 
     One step on a batch: draw one chip (every Dense / convolution kernel mapped onto `device`
@@ -68,27 +67,17 @@ class HardwareAwareModel(keras.Model):
         num_batch_splits=1,
         **kwargs,
     ):
-        super().__init__(**kwargs)
         if faulty_layers(model):
             raise ValueError(
                 f"Model '{model.name}' has faulty layers; hardware-aware training perturbs "
                 "trainable float kernels, and a faulty layer deploys its stored values instead. "
                 "Allowed: a model of plain Keras layers."
             )
-        self.inner = model
+        super().__init__(model, seed=seed, **kwargs)
         self.device = get(device)
         self.t_inference = check_positive("t_inference", t_inference, allow_zero=True)
         self.noise_scale = check_positive("noise_scale", noise_scale, allow_zero=True)
-        self.seed = None if seed is None else check_int("seed", seed, low=0)
         self.num_batch_splits = check_int("num_batch_splits", num_batch_splits, low=1)
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs, training=None):
-        return self.inner(inputs, training=training)
-
-    def build(self, input_shape):
-        if not self.inner.built:
-            self.inner.build(input_shape)
 
     def mapped_flags(self):
         """Which trainable variables the array holds (kernels), in `trainable_variables` order."""
@@ -123,25 +112,13 @@ class HardwareAwareModel(keras.Model):
             **kwargs,
         )
 
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[SEED_STATE_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if SEED_STATE_KEY in keys:
-            self.seed_generator.state.assign(store[SEED_STATE_KEY])
-        super().load_own_variables({k: store[k] for k in keys if k != SEED_STATE_KEY})
-
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "model": keras.saving.serialize_keras_object(self.inner),
                 "device": keras.saving.serialize_keras_object(self.device),
                 "t_inference": self.t_inference,
                 "noise_scale": self.noise_scale,
-                "seed": self.seed,
                 "num_batch_splits": self.num_batch_splits,
             }
         )
@@ -150,10 +127,7 @@ class HardwareAwareModel(keras.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        config["model"] = keras.saving.deserialize_keras_object(
-            config["model"], custom_objects=custom_objects
-        )
         config["device"] = keras.saving.deserialize_keras_object(
             config["device"], custom_objects=custom_objects
         )
-        return cls(**config)
+        return super().from_config(config, custom_objects=custom_objects)

@@ -9,6 +9,7 @@ from tf_lanmax.sam.lookbehind import check_lookbehind
 from tf_lanmax.sam.one_pass_step import one_pass_train_step
 from tf_lanmax.sam.perturbation import DEFAULT_RHO, RULES
 from tf_lanmax.sam.rwp import rwp_perturbation
+from tf_lanmax.sam.wrapper import SeededWrapper
 
 #: Variable names of weight tensors, whatever their rank (BN/LayerNorm gamma is 1-D).
 WEIGHT_NAMES = (
@@ -21,8 +22,6 @@ WEIGHT_NAMES = (
 )
 #: Offsets, never weight tensors even at rank 2 (GRU's bias is (2, 3 units) with reset_after).
 OFFSET_NAMES = ("bias", "beta")
-#: The key of the perturbation seed state in the saved weights.
-SEED_STATE_KEY = "seed_generator_state"
 
 
 def _weight_flags(variables):
@@ -36,7 +35,7 @@ def _weight_flags(variables):
 
 
 @keras.saving.register_keras_serializable(package="tf_lanmax")
-class SharpnessAwareModel(keras.Model):
+class SharpnessAwareModel(SeededWrapper):
     """Trains `model` with sharpness-aware steps: gradient at w + eps, applied at w.
 
     Gradient rules (`"sam"`, `"asam"`, `"samson"`), one step on a batch: (1) forward/backward at
@@ -114,8 +113,7 @@ class SharpnessAwareModel(keras.Model):
         lookbehind_alpha=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.inner = model
+        super().__init__(model, seed=seed, **kwargs)
         self.rule = check_one_of("rule", rule, RULES)
         self.rho = check_positive("rho", DEFAULT_RHO[rule] if rho is None else rho)
         self.eta = check_positive("eta", eta, allow_zero=True)
@@ -124,8 +122,6 @@ class SharpnessAwareModel(keras.Model):
         self.p = p
         self.num_batch_splits = check_int("num_batch_splits", num_batch_splits, low=1)
         self.resample_faults = bool(resample_faults)
-        self.seed = None if seed is None else check_int("seed", seed, low=0)
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.lookbehind_steps, self.lookbehind_alpha = check_lookbehind(
             lookbehind_steps, lookbehind_alpha
         )
@@ -134,13 +130,6 @@ class SharpnessAwareModel(keras.Model):
                 "`lookbehind_steps` > 1 needs a gradient rule (sam, asam, samson); rwp has no "
                 f"ascent step. Received: lookbehind_steps={lookbehind_steps}, rule='rwp'"
             )
-
-    def call(self, inputs, training=None):
-        return self.inner(inputs, training=training)
-
-    def build(self, input_shape):
-        if not self.inner.built:
-            self.inner.build(input_shape)
 
     def weight_flags(self):
         """Which trainable variables are weight tensors (scaled by T in ASAM/SAMSON, perturbed by
@@ -186,29 +175,16 @@ class SharpnessAwareModel(keras.Model):
             )
         return sharpness_aware_train_step(self, *args, **kwargs)
 
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        # Keras does not save seed generator states: keep the perturbation stream's position.
-        store[SEED_STATE_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if SEED_STATE_KEY in keys:  # absent from files saved before the seed existed
-            self.seed_generator.state.assign(store[SEED_STATE_KEY])
-        super().load_own_variables({k: store[k] for k in keys if k != SEED_STATE_KEY})
-
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "model": keras.saving.serialize_keras_object(self.inner),
                 "rule": self.rule,
                 "rho": self.rho,
                 "eta": self.eta,
                 "p": "inf" if self.p == math.inf else self.p,
                 "num_batch_splits": self.num_batch_splits,
                 "resample_faults": self.resample_faults,
-                "seed": self.seed,
                 "lookbehind_steps": self.lookbehind_steps,
                 "lookbehind_alpha": self.lookbehind_alpha,
             }
@@ -218,9 +194,6 @@ class SharpnessAwareModel(keras.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        config["model"] = keras.saving.deserialize_keras_object(
-            config["model"], custom_objects=custom_objects
-        )
         if config.get("p") == "inf":
             config["p"] = math.inf
-        return cls(**config)
+        return super().from_config(config, custom_objects=custom_objects)
