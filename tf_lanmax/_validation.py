@@ -76,6 +76,17 @@ def check_int(name, value, low=None, high=None, context=None):
     return int(value)
 
 
+def check_bool(name, value):
+    """Checks that `value` is True or False (a Python bool).
+
+    Returns:
+        `value`.
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value
+
+
 def check_one_of(name, value, allowed, context=None):
     """Checks that `value` is one of `allowed`.
 

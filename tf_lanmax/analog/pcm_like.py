@@ -4,6 +4,7 @@ import math
 
 from keras import ops
 
+from tf_lanmax._validation import check_bool
 from tf_lanmax.analog import normal
 from tf_lanmax.analog._checks import check_normalised
 from tf_lanmax.analog.device import Device
@@ -64,12 +65,7 @@ class PCMLike(Device):
 
     def __init__(self, g_max, levels, mapping, w_max, drift_compensation):
         super().__init__(g_max, levels, mapping, w_max)
-        if not isinstance(drift_compensation, bool):
-            raise ValueError(
-                "`drift_compensation` must be True or False. "
-                f"Received: drift_compensation={drift_compensation!r}"
-            )
-        self.drift_compensation = drift_compensation
+        self.drift_compensation = check_bool("drift_compensation", drift_compensation)
 
     # -- public extras -------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from keras import ops
 from keras import random as krandom
 
 from tf_lanmax._config import ConfigValue
-from tf_lanmax._validation import check_int, check_one_of, check_positive
+from tf_lanmax._validation import check_bool, check_int, check_one_of, check_positive
 
 QUANTIZATION_MODES = ("exact", "noise")
 ROUNDING_MODES = ("nearest", "floor")
@@ -80,12 +80,7 @@ class Crossbar(ConfigValue):
         self.quantization = check_one_of("quantization", quantization, QUANTIZATION_MODES)
         self.rounding = check_one_of("rounding", rounding, ROUNDING_MODES)
         self.tia_gain = check_positive("tia_gain", tia_gain)
-        if not isinstance(fold_batchnorm, bool):
-            raise ValueError(
-                "`fold_batchnorm` must be True or False. "
-                f"Received: fold_batchnorm={fold_batchnorm!r}"
-            )
-        self.fold_batchnorm = fold_batchnorm
+        self.fold_batchnorm = check_bool("fold_batchnorm", fold_batchnorm)
 
     # -- configuration ---------------------------------------------------------------------
 

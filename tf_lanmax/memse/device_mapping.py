@@ -15,7 +15,7 @@ from keras import ops
 
 from tf_lanmax import analog
 from tf_lanmax._config import ConfigValue
-from tf_lanmax._validation import check_positive
+from tf_lanmax._validation import check_bool, check_positive
 from tf_lanmax.memse.crossbar import Crossbar, _check_gmax
 
 
@@ -49,12 +49,7 @@ class DeviceMapping(ConfigValue):
         self.t_inference = check_positive("t_inference", t_inference, allow_zero=True)
         self.gmax = _check_gmax(self.device.g_max if gmax is None else gmax)
         self.tia_gain = check_positive("tia_gain", tia_gain)
-        if not isinstance(fold_batchnorm, bool):
-            raise ValueError(
-                "`fold_batchnorm` must be True or False. "
-                f"Received: fold_batchnorm={fold_batchnorm!r}"
-            )
-        self.fold_batchnorm = fold_batchnorm
+        self.fold_batchnorm = check_bool("fold_batchnorm", fold_batchnorm)
 
     gmax_for = Crossbar.gmax_for
 
