@@ -27,16 +27,13 @@ import warnings
 
 from tf_lanmax._io import exclusive_lock
 from tf_lanmax.data import idx
+from tf_lanmax.errors import DatasetUnavailableError
 
 DATASETS = ("fashion_mnist_subset", "fashion_mnist", "mnist", "cifar10")
 ENV_DATA_DIR = "TF_LANMAX_DATA_DIR"
 DEFAULT_DATA_DIR = os.path.join("~", ".cache", "tf_lanmax", "tensorflow_datasets")
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-
-
-class DatasetUnavailableError(FileNotFoundError):
-    """Raised when a dataset is neither prepared locally nor downloadable (offline)."""
 
 
 def tfds_module():
