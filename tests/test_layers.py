@@ -11,17 +11,30 @@ from keras import ops
 import tf_lanmax as tl
 from tf_lanmax import faults, formats
 
+# One factory per faulty layer of the family (`tl.layers.TWINS`, checked below); each Keras
+# twin is derived from the same declaration.
 LAYER_FACTORIES = {
     "dense": lambda **kw: tl.FaultyDense(5, **kw),
     "conv2d": lambda **kw: tl.FaultyConv2D(4, 3, padding="same", **kw),
     "conv1d": lambda **kw: tl.FaultyConv1D(4, 3, padding="causal", **kw),
 }
 INPUT_SHAPES = {"dense": (7,), "conv2d": (6, 6, 2), "conv1d": (9, 2)}
-KERAS_TWINS = {
-    "dense": lambda: keras.layers.Dense(5),
-    "conv2d": lambda: keras.layers.Conv2D(4, 3, padding="same"),
-    "conv1d": lambda: keras.layers.Conv1D(4, 3, padding="causal"),
-}
+_MEMORY = tl.layers.FaultyKernelMixin.memory_arguments()
+
+
+def _keras_twin(kind):
+    faulty = LAYER_FACTORIES[kind]()
+    config = {k: v for k, v in faulty.get_config().items() if k not in _MEMORY}
+    return tl.layers.TWINS[type(faulty)].from_config({**config, "kernel_constraint": None})
+
+
+KERAS_TWINS = {kind: (lambda kind=kind: _keras_twin(kind)) for kind in LAYER_FACTORIES}
+
+
+def test_the_factories_cover_the_declared_family_once():
+    covered = [type(factory()) for factory in LAYER_FACTORIES.values()]
+    assert sorted(c.__name__ for c in covered) == sorted(c.__name__ for c in tl.layers.TWINS)
+    assert {v: k for k, v in tl.layers.TWINS.items()} == tl.layers.FAULTY
 
 
 def _x(kind, batch=3, seed=0):
@@ -312,3 +325,38 @@ def test_mixed_precision_keeps_the_fault_rate_in_float32():
     assert y.dtype == "float16"
     assert layer.fault_rate.dtype == "float32"
     assert float(np.asarray(layer.fault_rate)) == pytest.approx(3e-5, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_FACTORIES))
+def test_to_faulty_and_to_deployment_are_inverse_on_the_stored_weights(kind):
+    x = _x(kind)
+    twin = KERAS_TWINS[kind]()
+    expected = np.asarray(twin(x))
+    fmt = formats.FixedPoint(16, 12)
+    faulty = tl.layers.to_faulty(twin, weight_format=fmt, fault_rate=1e-9, seed=1)
+    assert type(faulty) is tl.layers.FAULTY[type(twin)]
+    np.testing.assert_array_equal(np.asarray(faulty.kernel), np.asarray(twin.kernel))
+    deployed = tl.layers.to_deployment(faulty)
+    assert type(deployed) is type(twin)
+    np.testing.assert_array_equal(np.asarray(deployed.kernel), np.asarray(faulty.stored_kernel()))
+    np.testing.assert_allclose(np.asarray(deployed(x)), expected, atol=5e-3)
+    with pytest.raises(ValueError, match="Allowed: .*FaultyDense"):
+        tl.layers.to_deployment(twin)
+    with pytest.raises(ValueError, match="Allowed: .*Conv1D.*Dense"):
+        tl.layers.to_faulty(keras.layers.ReLU())
+
+
+@pytest.mark.parametrize(
+    "policy", ["int8_from_float32", "int4_from_float32", "float8_from_float32"]
+)
+def test_a_quantized_dtype_policy_is_refused_not_silently_fault_free(policy):
+    # Keras' quantized layers replace `call`: the faults would silently be off.
+    with pytest.raises(ValueError, match=f"dtype.*{policy}"):
+        tl.FaultyDense(4, dtype=policy)
+    layer = tl.FaultyDense(4, fault_rate=0.1, seed=0)
+    layer.build((None, 3))
+    with pytest.raises(ValueError, match=f"dtype.*{policy}"):
+        layer.dtype_policy = policy
+    assert layer.dtype_policy.quantization_mode is None
+    with pytest.raises(ValueError, match="dtype"):
+        tl.FaultyConv2D(2, 3, dtype=keras.dtype_policies.get(policy))

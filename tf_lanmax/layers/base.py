@@ -32,6 +32,19 @@ MEMORY_ARGS_DOC = """\
 """
 
 
+def _refuse_quantized_policy(name, quantization_mode, policy):
+    """Keras' quantized policies replace the layer's `call` by Keras' own quantized call, which
+    never reads the faulty memory: refused, so the faults are never silently off."""
+    if quantization_mode is not None:
+        raise ValueError(
+            f"Layer '{name}': a faulty layer cannot take a quantized dtype policy (its stored "
+            "format is `weight_format`; Keras' quantized call would bypass the faulty memory). "
+            f"Received: dtype={getattr(policy, 'name', policy)!r}. Allowed: a float policy such "
+            "as 'float32', 'mixed_float16' or 'mixed_bfloat16'; for Keras' own int8/int4/float8 "
+            "layers use `tl.inject_faults`."
+        )
+
+
 class FaultyKernelMixin:
     """Adds stored-format weights read through a fault model to a Keras layer with a `kernel`.
 
@@ -76,6 +89,7 @@ class FaultyKernelMixin:
         protected_rate=None,
         protected_bit_energy=1.0,
     ):
+        _refuse_quantized_policy(self.name, self.quantization_mode, self.dtype_policy)
         self.weight_format = formats.get(weight_format)
         self.fault_model = faults.get(fault_model)
         self.initial_fault_rate = check_probability("fault_rate", fault_rate, context=self.name)
@@ -258,6 +272,17 @@ class FaultyKernelMixin:
             )
         for i, variable in enumerate(own[: len(store.keys())]):
             variable.assign(store[str(i)])
+
+    @property
+    def dtype_policy(self):
+        return keras.layers.Layer.dtype_policy.fget(self)
+
+    @dtype_policy.setter
+    def dtype_policy(self, value):
+        # Checked before Keras stores the policy: a refused policy leaves the layer as it was.
+        policy = keras.dtype_policies.get(value)
+        _refuse_quantized_policy(self.name, policy.quantization_mode, policy)
+        keras.layers.Layer.dtype_policy.fset(self, value)
 
     def enable_lora(self, *args, **kwargs):
         raise NotImplementedError(

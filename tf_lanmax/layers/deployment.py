@@ -7,22 +7,7 @@ acts on the deployed +-1 or fixed-point values, never on the latent float weight
 import keras
 
 from tf_lanmax.layers.base import FaultyKernelMixin
-from tf_lanmax.layers.faulty_conv import FaultyConv1D, FaultyConv2D
-from tf_lanmax.layers.faulty_dense import FaultyDense
-
-_FAULT_KEYS = FaultyKernelMixin.memory_arguments()
-_TWINS = {
-    FaultyDense: keras.layers.Dense,
-    FaultyConv2D: keras.layers.Conv2D,
-    FaultyConv1D: keras.layers.Conv1D,
-}
-
-
-def _twin(layer):
-    twin_class = next(t for c, t in _TWINS.items() if isinstance(layer, c))
-    config = {k: v for k, v in layer.get_config().items() if k not in _FAULT_KEYS}
-    config["kernel_constraint"] = None  # the latent clip is a training concern
-    return twin_class.from_config(config)
+from tf_lanmax.layers.twins import to_deployment
 
 
 def deployment_model(model):
@@ -44,23 +29,15 @@ def deployment_model(model):
     """
     if not isinstance(model, keras.Sequential) and not _is_functional(model):
         return None
-    pairs = []
 
     def clone(layer):
         if isinstance(layer, FaultyKernelMixin):
-            twin = _twin(layer)
-            pairs.append((layer, twin))
-            return twin
+            return to_deployment(layer)
         if isinstance(layer, keras.Model):
             return deployment_model(layer) or layer
         return layer
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    for layer, twin in pairs:
-        twin.kernel.assign(layer.stored_kernel())
-        if layer.use_bias:
-            twin.bias.assign(layer.bias)
-    return copy
+    return keras.models.clone_model(model, clone_function=clone)
 
 
 def _is_functional(model):

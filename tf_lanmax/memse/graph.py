@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tf_lanmax.layers import FaultyConv1D, FaultyConv2D, FaultyDense
+from tf_lanmax.layers.twins import TWINS, twin_class
 from tf_lanmax.memse.mapped_layers import ConvRule, DenseRule, DepthwiseConvRule, LinearRule
 from tf_lanmax.memse.mirror_layers import (
     ActivationRule,
@@ -40,9 +40,6 @@ MIRRORS = {
     _L.Conv1D: ConvRule,
     _L.Conv2D: ConvRule,
     _L.DepthwiseConv2D: DepthwiseConvRule,
-    FaultyDense: DenseRule,
-    FaultyConv1D: ConvRule,
-    FaultyConv2D: ConvRule,
     _L.BatchNormalization: BatchNormRule,
     _L.ReLU: ReLURule,
     _L.Activation: ActivationRule,
@@ -93,7 +90,7 @@ def register_mirror(layer_class, rule_class):
 
 def supported_layers():
     """Names of the supported layer classes (and functional operations)."""
-    names = sorted({cls.__name__ for cls in MIRRORS})
+    names = sorted({cls.__name__ for cls in [*MIRRORS, *TWINS]})
     return names + [f"keras.ops.{name.lower()} (functional)" for name in OPERATIONS]
 
 
@@ -103,7 +100,8 @@ def rule_for(op):
     Raises:
         ValueError: for an unsupported layer, naming it and listing the supported ones.
     """
-    cls = MIRRORS.get(type(op))
+    # A faulty layer is mirrored by its Keras twin's rule (`tl.layers.TWINS`).
+    cls = MIRRORS.get(type(op)) or MIRRORS.get(twin_class(op))
     if cls is None and not isinstance(op, keras.layers.Layer):
         cls = OPERATIONS.get(type(op).__name__)
     if cls is None:
