@@ -38,6 +38,7 @@ from tf_lanmax.layers import (
     FaultyDense,
     faults_disabled,
     faulty_layers,
+    inject_faults,
     set_fault_rates,
 )
 from tf_lanmax.reports import summary
@@ -75,6 +76,7 @@ __all__ = [
     "faults_disabled",
     "faulty_layers",
     "formats",
+    "inject_faults",
     "lanmax",
     "layers",
     "memory",

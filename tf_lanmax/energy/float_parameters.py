@@ -34,11 +34,17 @@ def _not_parameters(model):
     bookkeeping of fault-prone layers (its fault rate, chip maps: its non-trainable weights)."""
     ids = set()
     for layer in iter_layers(model):
-        if has_fault_memory(layer):
-            kernel = getattr(layer, "kernel", None)
-            if kernel is not None:
-                ids.add(id(kernel))
-            ids.update(id(v) for v in layer.non_trainable_weights)
+        if not has_fault_memory(layer):
+            continue
+        if hasattr(layer, "faulty_variables"):
+            # A `tl.inject_faults` wrapper: the parameters it reads faulty and its fault rate;
+            # the wrapped layer's reliable ones (quantization scales) stay float parameters.
+            ids.update(id(v) for v in [*layer.faulty_variables(), layer.fault_rate])
+            continue
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None:
+            ids.add(id(kernel))
+        ids.update(id(v) for v in layer.non_trainable_weights)
     return ids
 
 

@@ -17,6 +17,13 @@ def _rate(layer, energy_model):
     return float(ops.convert_to_numpy(layer.fault_rate.value))
 
 
+def _parameters(layer):
+    # A `tl.inject_faults` layer stores several parameters, each in its own format.
+    if not hasattr(layer, "stored_parameters"):
+        return {}
+    return {"parameters": layer.stored_parameters()}
+
+
 def memory_energy(model, energy_model=None, float_parameters="excluded"):
     """Memory energy of every fault-prone layer of `model` at its current fault rate.
 
@@ -43,7 +50,9 @@ def memory_energy(model, energy_model=None, float_parameters="excluded"):
     Returns:
         A dict: ``layers`` (a list of dicts with name, format, fault_model, stored_bits,
         rated_bits, protected_bits, check_bits, protected_energy, fault_rate, eta, energy,
-        share, expected_faulty_bits), ``total_bits``, ``total_energy``, ``reliable_energy``,
+        share, expected_faulty_bits; for a `tl.inject_faults` layer also ``parameters``, one
+        dict per stored parameter: name, format, values, stored_bits, protected_bits),
+        ``total_bits``, ``total_energy``, ``reliable_energy``,
         ``mean_energy``, ``ratio_vs_reliable``, ``expected_faulty_bits``, ``energy_model``
         (its config), ``float_parameters`` (the mode) and ``float_parameter_bits``.
 
@@ -73,7 +82,7 @@ def memory_energy(model, energy_model=None, float_parameters="excluded"):
     rows = [
         {
             "name": layer.name,
-            "format": repr(layer.weight_format),
+            "format": str(layer.weight_format),
             "fault_model": repr(layer.fault_model),
             "stored_bits": int(b),
             "rated_bits": int(r),
@@ -84,6 +93,7 @@ def memory_energy(model, energy_model=None, float_parameters="excluded"):
             "eta": float(e),
             "energy": float(en),
             "expected_faulty_bits": float(r * p),
+            **_parameters(layer),
         }
         for layer, b, r, f, p, e, en in zip(
             layers, stored, rated, fixed, rates, etas, energies, strict=True

@@ -40,6 +40,12 @@ class FaultEvaluation:
     def draws(self):
         return self.accuracy.n
 
+    @property
+    def non_finite_draws(self):
+        """Draws whose loss is NaN or inf: a non-finite output (an IEEE exponent fault, say)
+        reached the loss. Counted, not hidden: the loss interval is then NaN too."""
+        return int(np.sum(~np.isfinite(np.asarray(self.per_draw_loss, dtype=np.float64))))
+
     def to_dict(self):
         return {
             "metric": self.metric,
@@ -47,14 +53,18 @@ class FaultEvaluation:
             "loss": self.loss.to_dict(),
             "per_draw_accuracy": list(self.per_draw_accuracy),
             "per_draw_loss": list(self.per_draw_loss),
+            "non_finite_draws": self.non_finite_draws,
         }
 
     def __str__(self):
         a = self.accuracy
-        return (
+        text = (
             f"{self.metric} {a.mean:.4f} +- {a.half_width:.4f} "
             f"({a.confidence:.0%} CI over {a.n} fault draws; loss {self.loss.mean:.4f})"
         )
+        if self.non_finite_draws:
+            text += f"; {self.non_finite_draws} of {a.n} draws gave non-finite outputs"
+        return text
 
 
 def _accuracy_key(results):

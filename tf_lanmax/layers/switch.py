@@ -7,6 +7,7 @@ from keras import ops
 from tf_lanmax._validation import check_probability
 from tf_lanmax._walk import iter_layers
 from tf_lanmax.layers.base import FaultyKernelMixin
+from tf_lanmax.layers.injection import FaultInjection
 
 
 def faulty_layers(model_or_layer):
@@ -16,12 +17,17 @@ def faulty_layers(model_or_layer):
         model_or_layer: a Keras model or layer.
 
     Returns:
-        A list of layers with a `fault_rate` variable (`FaultyKernelMixin`), each once.
+        A list of layers with a `fault_rate` variable (`FaultyKernelMixin` and the
+        `FaultInjection` wrappers of `tl.inject_faults`), each once.
 
     Example:
     >>> [layer.name for layer in faulty_layers(model)]
     """
-    return [layer for layer in iter_layers(model_or_layer) if isinstance(layer, FaultyKernelMixin)]
+    return [
+        layer
+        for layer in iter_layers(model_or_layer)
+        if isinstance(layer, (FaultyKernelMixin, FaultInjection))
+    ]
 
 
 def set_fault_rates(model_or_layer, rates):

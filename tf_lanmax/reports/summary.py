@@ -76,11 +76,29 @@ def _float_line(profile):
     return [f"reliable float parameters: {bits:,} bits (not in the energy total)"]
 
 
+def _parameter_rows(row, columns):
+    """One indented line per stored parameter of a `tl.inject_faults` layer."""
+    keys = [key for _, key, _, _ in columns]
+    lines = []
+    for parameter in row.get("parameters", ()):
+        cells = [""] * len(keys)
+        cells[keys.index("name")] = "  " + parameter["name"]
+        cells[keys.index("format")] = parameter["format"]
+        cells[keys.index("stored_bits")] = f"{parameter['stored_bits']:,}"
+        if "protected_bits" in keys:
+            cells[keys.index("protected_bits")] = f"{parameter['protected_bits']:,}"
+        lines.append(cells)
+    return lines
+
+
 def render_table(profile):
     """Renders a `memory_energy` profile (or `summary`'s) as a fixed-width text table."""
     columns = _columns(profile)
     header = [title for title, _, _, _ in columns]
-    rows = [[_cell(row, key, fmt) for _, key, fmt, _ in columns] for row in profile["layers"]]
+    rows = []
+    for row in profile["layers"]:
+        rows.append([_cell(row, key, fmt) for _, key, fmt, _ in columns])
+        rows.extend(_parameter_rows(row, columns))
     total = [_total(column, profile) for column in columns]
     widths = [max(len(r[i]) for r in [header, total, *rows]) for i in range(len(header))]
 
@@ -116,11 +134,13 @@ def _voltage_text(technology, p):
 def summary(model, energy_model=None, technology=None, float_parameters="excluded", print_fn=print):
     """Prints the memory-energy table of `model` and returns the same data as a dict.
 
-    Per faulty layer: stored format, fault model, stored bits (with protected and ECC check
-    bits when some layer has them), p, the supply voltage when the technology gives voltages,
-    eta(p), share of the memory energy and the expected number of faulty bits per inference;
-    then the totals, the saving against a reliable memory (Henwood et al., arXiv:1912.10764)
-    and the bits of float parameters (biases, BatchNorm) assumed reliable.
+    Per faulty layer: stored format (for a `tl.inject_faults` layer, one line per stored
+    parameter with its format and bits follows the layer's line), fault model, stored bits (with
+    protected and ECC check bits when some layer has them), p, the supply voltage when the
+    technology gives voltages, eta(p), share of the memory energy and the expected number of
+    faulty bits per inference; then the totals, the saving against a reliable memory (Henwood et
+    al., arXiv:1912.10764) and the bits of float parameters (biases, BatchNorm) assumed
+    reliable.
 
     A voltage reads ``~0.62 V`` inside the technology's measured BER range (interpolated in
     ln BER); a rate beyond it reads ``< 0.54 V`` (above the highest measured BER) or

@@ -1,0 +1,243 @@
+"""`tl.inject_faults`: faults on the stored bits of any covered Keras layer, float or quantized."""
+
+import keras
+import numpy as np
+import pytest
+from helpers import trainable_gradients
+from keras import ops
+from scipy import stats
+
+import tf_lanmax as tl
+from tf_lanmax.faults import BitFlip
+from tf_lanmax.formats.stored import StoredWord
+from tf_lanmax.layers.injection import FaultInjection
+
+_L = keras.layers
+# One factory and input per covered layer type: each entry of tl.layers.COVERED (checked below).
+COVERED = {
+    "Dense": (lambda dt: _L.Dense(16, dtype=dt), (40,)),
+    "Conv1D": (lambda dt: _L.Conv1D(8, 3, dtype=dt), (5, 8)),
+    "Conv2D": (lambda dt: _L.Conv2D(8, 3, dtype=dt), (3, 3, 8)),
+    "Conv3D": (lambda dt: _L.Conv3D(4, 2, dtype=dt), (2, 2, 2, 8)),
+    "DepthwiseConv2D": (lambda dt: _L.DepthwiseConv2D(3, dtype=dt), (3, 3, 16)),
+    "SeparableConv2D": (lambda dt: _L.SeparableConv2D(8, 3, dtype=dt), (3, 3, 8)),
+    "EinsumDense": (lambda dt: _L.EinsumDense("ab,bc->ac", (16,), bias_axes="c", dtype=dt), (40,)),
+    "Embedding": (lambda dt: _L.Embedding(64, 10, dtype=dt), "tokens"),
+    "MultiHeadAttention": (lambda dt: _L.MultiHeadAttention(2, 4, dtype=dt), "sequence"),
+    "BatchNormalization": (lambda dt: _L.BatchNormalization(dtype=dt), (64,)),
+    "LayerNormalization": (lambda dt: _L.LayerNormalization(dtype=dt), (64,)),
+}
+QUANTIZABLE = ("Dense", "EinsumDense", "Embedding")
+
+
+def _input(kind, dtype="float32", batch=3, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = COVERED[kind][1]
+    if shape == "tokens":
+        return rng.integers(0, 64, (batch, 6)).astype("int32")
+    if shape == "sequence":
+        shape = (4, 8)
+    return rng.normal(size=(batch, *shape)).astype(dtype)
+
+
+def _built(kind, dtype="float32", quantize=None):
+    layer = COVERED[kind][0](dtype)
+    x = _input(kind, "float32")
+    if kind == "MultiHeadAttention":
+        layer(x, x)
+    else:
+        layer(x)
+    if kind == "BatchNormalization":  # stored statistics that differ from 0 and 1
+        layer.moving_mean.assign(np.linspace(-1, 1, 64).astype("float32"))
+        layer.moving_variance.assign(np.linspace(0.5, 2, 64).astype("float32"))
+    if quantize is not None:
+        layer.quantize(quantize)
+    return layer, x
+
+
+def _call(layer, x):
+    return layer(x, x) if "attention" in layer.name else layer(x)
+
+
+def test_the_table_covers_every_declared_layer_type():
+    assert sorted(COVERED) == tl.layers.covered_layers()
+
+
+# -- IEEE and integer words against numpy ------------------------------------------------------
+
+
+def test_a_flip_of_bit_k_of_a_float32_equals_the_numpy_bit_reference_for_every_k():
+    values = np.array([1.0, -2.5, 3.0e-3, 6.0e4, -0.0, 1.0e-40], dtype=np.float32)
+    word = StoredWord("float32")
+    for k in range(32):
+        errors = ops.full(values.shape, np.int32(np.uint32(1 << k).view(np.int32)), "int32")
+        codes, _ = BitFlip().apply(word.to_codes(values), errors, 32)
+        got = ops.convert_to_numpy(word.from_codes(codes))
+        expected = (values.view(np.uint32) ^ np.uint32(1 << k)).view(np.float32)
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32), err_msg=k)
+
+
+@pytest.mark.parametrize(
+    "dtype,fields",
+    [
+        ("float16", {"mantissa": (0, 10), "exponent": (10, 15), "sign": (15, 16)}),
+        ("bfloat16", {"mantissa": (0, 7), "exponent": (7, 15), "sign": (15, 16)}),
+        ("int8", {"value": (0, 7), "sign": (7, 8)}),
+    ],
+)
+def test_narrow_words_round_trip_and_name_their_fields(dtype, fields):
+    word = StoredWord(dtype)
+    assert word.fields == fields
+    values = ops.convert_to_tensor(np.array([1, -2, 3, -128 if dtype == "int8" else 0.5]), dtype)
+    codes = word.to_codes(values)
+    assert int(ops.max(codes)) < 2**word.bits and int(ops.min(codes)) >= 0
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(ops.cast(word.from_codes(codes), "float32")),
+        ops.convert_to_numpy(ops.cast(values, "float32")),
+    )
+
+
+# -- the flipped-bit fraction per field, per covered layer type and format ----------------------
+
+
+def _bit_matrix(codes, bits):
+    """(values, bits) 0/1 matrix of int32 codes, bit k in column k."""
+    codes = np.asarray(codes).astype(np.int64).ravel() & ((1 << bits) - 1)
+    return (codes[:, None] >> np.arange(bits)) & 1
+
+
+def _flip_counts(wrapper, reads):
+    """(flipped, stored) bits per field over `reads` faulty reads of every stored parameter."""
+    flipped, total = {}, {}
+    for variable in wrapper.faulty_variables():
+        word = wrapper.stored_word(variable)
+        clean = _bit_matrix(ops.convert_to_numpy(word.to_codes(variable.value)), word.bits)
+        for _ in range(reads):
+            faulty = wrapper.read_stored(variable, variable.value)
+            diff = _bit_matrix(ops.convert_to_numpy(word.to_codes(faulty)), word.bits) ^ clean
+            for field, (low, high) in word.fields.items():
+                flipped[field] = flipped.get(field, 0) + int(diff[:, low:high].sum())
+                total[field] = total.get(field, 0) + diff[:, low:high].size
+    return flipped, total
+
+
+def _assert_binomial(flipped, total, p):
+    for field in total:
+        n, k = total[field], flipped[field]
+        low, high = stats.binom.interval(0.999, n, p)
+        assert low <= k <= high, (field, k, n, p)
+        # ... and the count is powerful enough to reject twice the rate.
+        low2, high2 = stats.binom.interval(0.999, n, 2 * p)
+        assert not low2 <= k <= high2, (field, k, n, 2 * p)
+
+
+CASES = [(kind, dtype, None) for kind in COVERED for dtype in ("float32", "float16", "bfloat16")]
+CASES += [(kind, "float32", mode) for kind in QUANTIZABLE for mode in ("int8", "int4")]
+
+
+@pytest.mark.parametrize("kind,dtype,mode", CASES)
+def test_the_flipped_fraction_of_each_field_is_binomial_at_p(kind, dtype, mode):
+    layer, _ = _built(kind, dtype, mode)
+    p = 0.1
+    wrapper = FaultInjection(layer, fault_rate=p, seed=1, fault_scales=mode is not None)
+    values = sum(int(np.prod(v.shape)) for v in wrapper.faulty_variables())
+    # >= 600 sign bits: 2p lies far outside the 99.9 % interval at p.
+    flipped, total = _flip_counts(wrapper, reads=-(-600 // values))
+    _assert_binomial(flipped, total, p)
+
+
+def test_robust_fields_and_protected_msbs_read_at_their_own_rate():
+    layer, _ = _built("Dense")
+    wrapper = FaultInjection(
+        layer, fault_rate=0.05, seed=2, field_rates={"exponent": 0.0}, protected_msbs=1,
+        protected_rate=0.0,
+    )  # fmt: skip
+    flipped, total = _flip_counts(wrapper, reads=1)
+    assert flipped["exponent"] == 0 and flipped["sign"] == 0
+    _assert_binomial({"mantissa": flipped["mantissa"]}, {"mantissa": total["mantissa"]}, 0.05)
+    assert wrapper.protected_bits == (40 * 16 + 16) * 9
+    assert wrapper.rated_bits == (40 * 16 + 16) * 23
+
+
+# -- exactness, gradients ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(COVERED))
+def test_at_a_tiny_rate_the_outputs_equal_the_original_layer_exactly(kind):
+    layer, x = _built(kind)
+    expected = ops.convert_to_numpy(_call(layer, x))
+    wrapper = FaultInjection(layer, fault_rate=1e-9, seed=0)
+    np.testing.assert_array_equal(ops.convert_to_numpy(_call(wrapper, x)), expected)
+
+
+def test_the_straight_through_gradient_reaches_the_float_parameters():
+    layer, x = _built("Dense")
+    # Mantissa faults only (finite values): the gradient of sum(x W + b) in W is x^T 1 whatever
+    # W is, so it is the straight-through gradient exactly, and b's is the batch size.
+    wrapper = FaultInjection(layer, fault_rate=0.3, seed=0, field_rates={"sign": 0, "exponent": 0})
+    assert not np.array_equal(
+        ops.convert_to_numpy(wrapper(x)), ops.convert_to_numpy(layer(x))
+    )  # faults act
+    grads = trainable_gradients(wrapper, lambda y: ops.sum(y), x)
+    names = [v.path.split("/")[-1] for v in wrapper.trainable_variables]
+    by_name = dict(zip(names, grads, strict=True))
+    np.testing.assert_allclose(by_name["kernel"], x.T @ np.ones((3, 16)), rtol=1e-6)
+    np.testing.assert_allclose(by_name["bias"], np.full(16, 3.0))
+
+
+# -- Keras' own quantized layers ---------------------------------------------------------------
+
+
+def _quantized_model(mode):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [keras.Input((6,)), _L.Dense(8, activation="relu", name="a"), _L.Dense(3, name="b")]
+    )
+    model.quantize(mode)
+    return model
+
+
+def _unpack_int4(packed, rows):
+    """Signed int4 codes from Keras' packing (two per byte along axis 0, low nibble first)."""
+    u = packed.astype(np.int16) & 0xFF
+    low, high = u & 0xF, u >> 4
+    codes = np.stack([low, high], axis=1).reshape(-1, *packed.shape[1:])[:rows]
+    return np.where(codes >= 8, codes - 16, codes)
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_faults_act_on_the_stored_codes_of_a_keras_quantized_model(mode):
+    model = _quantized_model(mode)
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    faulty = tl.inject_faults(model, fault_rate=1e-9, seed=0)
+    with tl.faults_disabled(faulty):
+        np.testing.assert_array_equal(faulty.predict(x, verbose=0), model.predict(x, verbose=0))
+    # Exactly Keras' own quantized call on the faulty codes: decode the codes with numpy too.
+    wrapper = faulty.get_layer("a")
+    wrapper.fault_rate.assign(0.1)
+    wrapper.reseed(5)
+    # The call reads the stored parameters in this order, each with its own draw.
+    reads = {
+        v.path.split("/")[-1]: ops.convert_to_numpy(wrapper.read_stored(v, v.value))
+        for v in wrapper.faulty_variables()
+    }
+    assert sorted(reads) == ["bias", "kernel"]  # the scale stays reliable by default
+    wrapper.reseed(5)
+    got = ops.convert_to_numpy(wrapper(x))
+    # Exactly Keras' own quantized call on the faulty stored values.
+    reference = _quantized_model(mode).get_layer("a")
+    stored = {v.path.split("/")[-1]: v for v in reference.weights}
+    stored["kernel"].assign(reads["kernel"])
+    stored["bias"].assign(reads["bias"])
+    np.testing.assert_array_equal(got, ops.convert_to_numpy(reference(x)))
+    clean = ops.convert_to_numpy(model.get_layer("a").weights[1].value)
+    if mode == "int4":
+        faulty_codes, clean_codes = _unpack_int4(reads["kernel"], 6), _unpack_int4(clean, 6)
+        assert np.mean(faulty_codes != clean_codes) > 0.1  # the faults hit the stored codes
+        return
+    assert np.mean(reads["kernel"] != clean) > 0.1
+    # numpy decode of the int8 codes and scale: w = q / scale (Keras also quantizes the inputs,
+    # hence the tolerance).
+    w = reads["kernel"].astype(np.float32) / ops.convert_to_numpy(stored["kernel_scale"].value)
+    expected = np.maximum(x @ w + reads["bias"], 0)
+    np.testing.assert_allclose(got, expected, atol=0.03 * np.abs(expected).max())
