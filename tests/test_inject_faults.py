@@ -188,10 +188,14 @@ def test_the_straight_through_gradient_reaches_the_float_parameters():
 # -- Keras' own quantized layers ---------------------------------------------------------------
 
 
-def _quantized_model(mode):
+def _quantized_model(mode, use_bias=True):
     keras.utils.set_random_seed(3)
     model = keras.Sequential(
-        [keras.Input((6,)), _L.Dense(8, activation="relu", name="a"), _L.Dense(3, name="b")]
+        [
+            keras.Input((6,)),
+            _L.Dense(8, activation="relu", name="a", use_bias=use_bias),
+            _L.Dense(3, name="b", use_bias=use_bias),
+        ]
     )
     model.quantize(mode)
     return model
@@ -241,3 +245,101 @@ def test_faults_act_on_the_stored_codes_of_a_keras_quantized_model(mode):
     w = reads["kernel"].astype(np.float32) / ops.convert_to_numpy(stored["kernel_scale"].value)
     expected = np.maximum(x @ w + reads["bias"], 0)
     np.testing.assert_allclose(got, expected, atol=0.03 * np.abs(expected).max())
+
+
+# -- whole models ------------------------------------------------------------------------------
+
+
+def _tiny_transformer(vocab=16, length=6, dim=8):
+    tokens = keras.Input((length,), dtype="int32")
+    x = _L.Embedding(vocab, dim, name="embedding")(tokens)
+    x = _L.LayerNormalization(name="norm")(x + _L.MultiHeadAttention(2, 4, name="attention")(x, x))
+    h = _L.Dense(16, activation="relu", name="ff_in")(x)
+    x = _L.GlobalAveragePooling1D()(x + _L.Dense(dim, name="ff_out")(h))
+    return keras.Model(tokens, _L.Dense(3, activation="softmax", name="head")(x))
+
+
+def test_a_tiny_transformer_fits_with_lanmax_reports_and_round_trips(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _tiny_transformer()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 16, (64, 6)).astype("int32")
+    y = (x[:, 0] % 3).astype("int32")
+    before = [ops.convert_to_numpy(w.value) for w in model.weights]
+    # Exponents in robust cells: a flipped exponent MSB turns a weight into ~1e38.
+    faulty = tl.inject_faults(
+        model, fault_rate=1e-3, seed=0, exclude=["head"], field_rates={"exponent": 1e-9}
+    )
+    assert [la.name for la in tl.faulty_layers(faulty)] == [
+        "embedding", "attention", "norm", "ff_in", "ff_out"
+    ]  # fmt: skip
+    faulty.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    lanmax = tl.LaNMax(alpha=1.0, warmup_epochs=0, seed=0)
+    faulty.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[lanmax])
+    assert set(lanmax.rates) == {la.name for la in tl.faulty_layers(faulty)}
+    assert any(p != pytest.approx(1e-3) for p in lanmax.rates.values())  # p was learned
+    for old, new in zip(before, model.weights, strict=True):  # the input model is untouched
+        np.testing.assert_array_equal(old, ops.convert_to_numpy(new.value))
+    info = tl.summary(faulty, print_fn=None)
+    rows = {row["name"]: row for row in info["layers"]}
+    assert [p["name"].split("/", 1)[1] for p in rows["attention"]["parameters"]][:2] == [
+        "query/kernel", "query/bias"
+    ]  # fmt: skip
+    assert rows["ff_in"]["stored_bits"] == (8 * 16 + 16) * 32
+    assert rows["ff_in"]["protected_bits"] == (8 * 16 + 16) * 8
+    assert info["float_parameter_bits"] == (8 * 3 + 3) * 32  # the reliable head
+    path = str(tmp_path / "transformer.keras")
+    faulty.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert type(loaded.get_layer("attention")) is FaultInjection
+    with tl.faults_disabled(faulty), tl.faults_disabled(loaded):
+        np.testing.assert_array_equal(faulty.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    for name, p in lanmax.rates.items():
+        assert float(loaded.get_layer(name).fault_rate.value) == pytest.approx(p, rel=1e-6)
+
+
+def test_draws_with_non_finite_outputs_are_counted():
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((8,)), _L.Dense(3, activation="softmax", name="d")])
+    x = np.random.default_rng(1).normal(size=(16, 8)).astype("float32")
+    y = np.zeros(16, "int32")
+    for rate in (0.3, 1e-9):
+        faulty = tl.inject_faults(model, fault_rate=rate, seed=0)
+        faulty.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        result = tl.evaluate_under_faults(faulty, (x, y), draws=4, seed=0, verbose=0)
+        non_finite = sum(not np.isfinite(loss) for loss in result.per_draw_loss)
+        assert (non_finite > 0) == (rate == 0.3)  # a third of the exponent bits flipped
+        assert result.non_finite_draws == non_finite
+        assert result.to_dict()["non_finite_draws"] == non_finite
+        assert ("non-finite" in str(result)) == bool(non_finite)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def test_bad_input_names_the_argument_and_what_is_allowed():
+    model = keras.Sequential(
+        [keras.Input((4, 3)), _L.LSTM(2, name="lstm"), _L.Dense(2, name="dense")]
+    )
+    with pytest.raises(tl.errors.UnsupportedLayerError, match="lstm.*supported: .*Dense"):
+        tl.inject_faults(model)
+    assert len(tl.faulty_layers(tl.inject_faults(model, exclude=["lstm"]))) == 1
+    with pytest.raises(ValueError, match="`include` names layers .*'nope'.*Allowed"):
+        tl.inject_faults(model, include=["nope"])
+    with pytest.raises(ValueError, match="`exclude` names layers .*'nope'"):
+        tl.inject_faults(model, include=["dense"], exclude=["nope"])
+    with pytest.raises(ValueError, match="`fault_model` 'bit_mask'.*float32"):
+        tl.inject_faults(model, include=["dense"], fault_model="bit_mask")
+    with pytest.raises(ValueError, match="`protected_msbs` must be below the 32 bits"):
+        tl.inject_faults(model, include=["dense"], protected_msbs=32)
+    with pytest.raises(ValueError, match="`field_rates` must be a dict with keys in"):
+        tl.inject_faults(model, include=["dense"], field_rates={"fraction": 0.0})
+    with pytest.raises(ValueError, match="`fault_rate`"):
+        tl.inject_faults(model, include=["dense"], fault_rate=0.7)
+    quantized = _quantized_model("int4", use_bias=False)
+    with pytest.raises(ValueError, match="`fault_model` 'bit_mask'.*int4"):
+        tl.inject_faults(quantized, fault_model="bit_mask")
+    float8 = _quantized_model("float8")
+    with pytest.raises(ValueError, match="float8"):
+        tl.inject_faults(float8)
+    assert len(tl.faulty_layers(tl.inject_faults(_quantized_model("int8", False), "bit_mask"))) == 2
