@@ -4,7 +4,9 @@ memory model, all measured in one run on the same network and batches:
 
 - transient bit flips / no faults (target <= 1.10 on CPU);
 - persistent per-chip fault maps / transient faults (target <= 1.05);
-- SECDED over 64-bit words / no ECC, both transient bit flips (target <= 1.30).
+- SECDED over 64-bit words / no ECC, both transient bit flips (target <= 1.30);
+- a Keras MLP quantized by Keras to int8, with `tl.inject_faults` bit flips at p = 1e-2 on
+  its stored codes and biases / the same int8 model without faults (target <= 1.15).
 
     python bench/faults_overhead.py [--batch_size 128] [--rounds 7] [--steps 40]
 
@@ -37,6 +39,28 @@ def build(fault_model, **memory):
     return model
 
 
+def build_int8(faults):
+    """An MLP in plain Keras Dense layers (Keras quantizes Dense, EinsumDense and Embedding),
+    quantized by Keras to int8, with `tl.inject_faults` bit flips on every stored parameter
+    (int8 kernels, float32 biases) or without."""
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Flatten(),
+            layers.Dense(256, activation="relu"),
+            layers.Dense(256, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.quantize("int8")
+    if faults:
+        model = tl.inject_faults(model, fault_rate=1e-2, seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=False)
+    return model
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch_size", type=int, default=128)
@@ -49,6 +73,8 @@ def main():
         "no_faults": build("none"),
         "persistent": build("bit_flip", fault_persistence="persistent"),
         "secded": build("bit_flip", ecc="secded", ecc_word_bits=64),
+        "int8_faults": build_int8(faults=True),
+        "int8": build_int8(faults=False),
     }
     runs = {name: (model, []) for name, model in models.items()}
     epoch = median_fit_times(runs, x, y, args.batch_size, args.rounds)
@@ -62,6 +88,12 @@ def main():
     print(f"fault overhead ratio: {faulty / clean:.3f}  (target <= 1.10)")
     print(f"persistent step / transient step: {step['persistent'] / faulty:.3f}  (target <= 1.05)")
     print(f"SECDED step / no-ECC step: {step['secded'] / faulty:.3f}  (target <= 1.30)")
+    print(f"step time, Keras int8 MLP: {step['int8'] * 1e3:.2f} ms")
+    print(f"step time, Keras int8 MLP with inject_faults: {step['int8_faults'] * 1e3:.2f} ms")
+    print(
+        f"int8 inject_faults step / int8 step: {step['int8_faults'] / step['int8']:.3f}  "
+        "(target <= 1.15)"
+    )
 
 
 if __name__ == "__main__":
