@@ -140,9 +140,12 @@ def test_the_flipped_fraction_of_each_field_is_binomial_at_p(kind, dtype, mode):
     layer, _ = _built(kind, dtype, mode)
     p = 0.1
     wrapper = FaultInjection(layer, fault_rate=p, seed=1, fault_scales=mode is not None)
-    values = sum(int(np.prod(v.shape)) for v in wrapper.faulty_variables())
-    # >= 600 sign bits: 2p lies far outside the 99.9 % interval at p.
-    flipped, total = _flip_counts(wrapper, reads=-(-600 // values))
+    per_read = {}
+    for v in wrapper.faulty_variables():
+        for field, (low, high) in wrapper.stored_word(v).fields.items():
+            per_read[field] = per_read.get(field, 0) + int(np.prod(v.shape)) * (high - low)
+    # >= 1200 bits per field: the 99.9 % intervals at p and 2p are disjoint.
+    flipped, total = _flip_counts(wrapper, reads=-(-1200 // min(per_read.values())))
     _assert_binomial(flipped, total, p)
 
 
