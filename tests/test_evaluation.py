@@ -313,7 +313,16 @@ def test_bad_arguments_raise(model, data, kwargs, name):
 # batched Monte-Carlo (method="batched" / "vectorized") against K model.evaluate calls
 # ---------------------------------------------------------------------------------------------
 
-BATCHED = ("batched", "vectorized")
+# Keras' torch generator cannot be mapped by torch.vmap: "vectorized" is refused there.
+BATCHED = ("batched",) if keras.backend.backend() == "torch" else ("batched", "vectorized")
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the refusal is torch's")
+def test_vectorized_fault_draws_are_refused_on_torch(model, data):
+    with pytest.raises(ValueError, match="vectorized.*batched"):
+        evaluate_under_faults(model, data, draws=2, verbose=0, method="vectorized")
+    with pytest.raises(ValueError, match="vectorized"):
+        evaluate_under_faults(model, data, chips=2, verbose=0, method="vectorized")
 
 
 @pytest.mark.parametrize("method", BATCHED)

@@ -15,8 +15,6 @@ from keras import ops
 import tf_lanmax as tl
 from tf_lanmax._seeds import derived_seed, next_seed, seed_value
 
-pytestmark = pytest.mark.core
-
 Z_999 = 3.2905  # two-sided 99.9 % normal quantile
 READS = 16
 SHAPE = (100, 60)  # 6,000 binary weights: N = 96,000 bits per comparison
