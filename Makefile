@@ -49,7 +49,7 @@ $(TORCH_STAMP): $(STAMP)
 test-torch: $(TORCH_STAMP)
 	KERAS_BACKEND=torch $(PY) -m pytest -q $(CORE)
 
-test-slow: $(STAMP)
+test-slow: $(TORCH_STAMP)  # the plain-PyTorch tutorial runs on torch
 	$(PY) -m pytest -q --run-slow -m slow
 
 lint: $(STAMP)

@@ -29,12 +29,14 @@ CORE_MODULES = (
     "test_formats",
     "test_lanmax",
     "test_lanmax_estimator",
+    "test_lanmax_torch",
     "test_layers",
     "test_memse",
     "test_memse_crossbar",
     "test_memse_moments",
     "test_sam",
     "test_sam_rules",
+    "test_sam_torch",
     "test_seeds",
 )
 

@@ -68,12 +68,27 @@ def next_seed(generator):
     """The seed of `generator`'s next draw (the generator advances), mixed as `seed_value`.
 
     Pass the result as `seed=` to `keras.random` functions instead of the generator itself.
+    A seed already resolved (a `seed_value`) is returned as is.
 
     Example:
     >>> generator = keras.random.SeedGenerator(0)
     >>> u = keras.random.uniform((3,), seed=next_seed(generator))
     """
+    if isinstance(generator, _SeedValue):
+        return generator
     return seed_value(generator.next())
+
+
+def draw_seed(seed):
+    """The seed of one draw from any `seed` argument: a generator advanced and its state
+    mixed (`next_seed`), a seed tensor mixed (`seed_value`), an int or None as is.
+
+    Example:
+    >>> u = keras.random.uniform((3,), seed=draw_seed(keras.random.SeedGenerator(0)))
+    """
+    if isinstance(seed, keras.random.SeedGenerator):
+        return next_seed(seed)
+    return seed_value(seed)
 
 
 def derived_seed(seed, *path):

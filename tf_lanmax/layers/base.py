@@ -6,7 +6,6 @@ import keras
 from keras import ops
 
 from tf_lanmax import faults, formats
-from tf_lanmax._seeds import next_seed
 from tf_lanmax._validation import check_int, check_one_of, check_positive, check_probability
 from tf_lanmax.energy import DEFAULT_A
 from tf_lanmax.faults.ecc import SECDED
@@ -195,13 +194,10 @@ class FaultyKernelMixin:
 
     def read_stored(self, kernel):
         """The kernel as read from the faulty memory (no gradient path)."""
+        seed = self.chip_seed if self.fault_persistence == "persistent" else self.seed_generator
         fmt, model = self.weight_format, self.fault_model
         if model.name == "none":
             return fmt.quantize(kernel)
-        # One seed per read, from the stream's state (s, n) mixed so that no two layers' or
-        # reads' pairs seed the same draws on any backend (`tf_lanmax._seeds`).
-        stream = self.chip_seed if self.fault_persistence == "persistent" else self.seed_generator
-        seed = next_seed(stream)
         codes = fmt.encode(kernel)
         rate = ops.cast(self.fault_rate, "float32")
         if self._ecc is not None:
