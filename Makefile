@@ -4,8 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 EXTRAS ?= cpu,test,jax
+# CPU torch for `make test-torch`: the pinned CPU wheel, else PyTorch's CPU index, else plain
+# `torch` (a plain `pip install torch` on Linux pulls ~3 GB of CUDA wheels).
+TORCH_CPU ?= torch==2.13.0+cpu
+TORCH_STAMP := $(VENV)/.torch-installed
+# The backend-agnostic core (`core` mark, listed once in tests/conftest.py): the suite that
+# `make test-jax` and `make test-torch` run; `make test` runs everything on TensorFlow.
+CORE := -m core
 
-.PHONY: demo test test-jax test-slow lint bench clean venv
+.PHONY: demo test test-jax test-torch test-slow lint bench clean venv torch
 
 venv: $(STAMP)
 
@@ -26,11 +33,23 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
-# The same suite on the JAX backend; TensorFlow-only tests (export, tf.distribute) skip.
+# The backend-agnostic core on the JAX backend (three full suites do not fit CI's 60 minutes).
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -q
+	KERAS_BACKEND=jax $(PY) -m pytest -q $(CORE)
 
-test-slow: $(STAMP)
+torch: $(TORCH_STAMP)
+
+$(TORCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q "$(TORCH_CPU)" \
+	  || $(PY) -m pip install -q --index-url https://download.pytorch.org/whl/cpu torch \
+	  || $(PY) -m pip install -q torch
+	touch $@
+
+# The backend-agnostic core on the torch backend (CPU torch).
+test-torch: $(TORCH_STAMP)
+	KERAS_BACKEND=torch $(PY) -m pytest -q $(CORE)
+
+test-slow: $(TORCH_STAMP)  # the plain-PyTorch tutorial runs on torch
 	$(PY) -m pytest -q --run-slow -m slow
 
 lint: $(STAMP)

@@ -1,8 +1,10 @@
-"""Shared pytest setup: quiet TensorFlow logs, the backend, `--run-slow` and `tensorflow_only`.
+"""Shared pytest setup: quiet TensorFlow logs, the backend, `--run-slow`, `tensorflow_only` and
+the backend-agnostic core.
 
-The suite runs on TensorFlow (the default) and on JAX (``KERAS_BACKEND=jax``); tests of
-TensorFlow-only parts (SavedModel export, tf.data/tfds, tf.distribute) are marked
-``tensorflow_only`` and skipped on other backends.
+The suite runs on TensorFlow (the default); `make test-jax` and `make test-torch` run its
+backend-agnostic core (``KERAS_BACKEND=jax`` / ``torch``, ``pytest -m core``): the modules in
+`CORE_MODULES`, marked `core` here. Tests of TensorFlow-only parts (SavedModel export,
+tf.data/tfds, tf.distribute) are marked ``tensorflow_only`` and skipped on other backends.
 """
 
 import os
@@ -10,7 +12,33 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+if os.environ["KERAS_BACKEND"] == "torch":
+    # torch first: importing it after TensorFlow in one process can crash on shared libraries.
+    import torch  # noqa: F401
+
 import pytest  # noqa: E402
+
+#: The backend-agnostic core every backend runs: formats, faults, layers, energy, LaNMax, SAM,
+#: evaluation, MemSE, seeds and the backend comparison. CI runs the rest on TensorFlow only
+#: (three full backends do not fit its 60 minutes on 2 cores).
+CORE_MODULES = (
+    "test_backends",
+    "test_energy",
+    "test_evaluation",
+    "test_faults",
+    "test_formats",
+    "test_lanmax",
+    "test_lanmax_estimator",
+    "test_lanmax_torch",
+    "test_layers",
+    "test_memse",
+    "test_memse_crossbar",
+    "test_memse_moments",
+    "test_sam",
+    "test_sam_rules",
+    "test_sam_torch",
+    "test_seeds",
+)
 
 
 def pytest_addoption(parser):
@@ -19,11 +47,14 @@ def pytest_addoption(parser):
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the `core` mark added here
 def pytest_collection_modifyitems(config, items):
     backend = os.environ["KERAS_BACKEND"]
     skip_backend = pytest.mark.skip(reason=f"TensorFlow-only; the backend is {backend}")
     skip_slow = pytest.mark.skip(reason="slow: enable with --run-slow")
     for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in CORE_MODULES:
+            item.add_marker(pytest.mark.core)
         if "tensorflow_only" in item.keywords and backend != "tensorflow":
             item.add_marker(skip_backend)
         if "slow" in item.keywords and not config.getoption("--run-slow"):

@@ -1,5 +1,5 @@
-"""Shared test helpers: public-API layer checks (keras.src.testing is private), autodiff on TF
-or JAX, and bounded subprocesses."""
+"""Shared test helpers: public-API layer checks (keras.src.testing is private), autodiff on
+TensorFlow, JAX or torch, and bounded subprocesses."""
 
 import inspect
 import os
@@ -34,12 +34,30 @@ def assert_config_covers_init(layer):
     assert not missing, f"get_config misses __init__ arguments: {missing}"
 
 
+def _torch_grads(value, inputs, output_gradients=None):
+    """torch.autograd.grad of `value` in `inputs` as numpy, zeros where nothing depends on one."""
+    import torch
+
+    if not value.requires_grad:  # nothing depends on the inputs: JAX gives zeros
+        return [np.zeros(tuple(t.shape), "float32") for t in inputs]
+    grads = torch.autograd.grad(
+        value, inputs, grad_outputs=output_gradients, allow_unused=True, retain_graph=True
+    )
+    return [
+        np.zeros(tuple(t.shape), "float32") if g is None else ops.convert_to_numpy(g)
+        for g, t in zip(grads, inputs, strict=True)
+    ]
+
+
 def gradient(fn, x):
-    """d fn(x) / dx for an array `x`, on the TensorFlow or the JAX backend (as numpy)."""
+    """d fn(x) / dx for an array `x`, on TensorFlow, JAX or torch (as numpy)."""
     if keras.backend.backend() == "jax":
         import jax
 
         return np.asarray(jax.grad(fn)(ops.convert_to_tensor(x)))
+    if keras.backend.backend() == "torch":
+        x = ops.convert_to_tensor(x).detach().requires_grad_(True)
+        return _torch_grads(fn(x), [x])[0]
     import tensorflow as tf
 
     x = tf.constant(x)
@@ -51,7 +69,7 @@ def gradient(fn, x):
 
 
 def trainable_gradients(layer, fn, x):
-    """Gradients of ``fn(layer(x))`` in `layer`'s trainable variables, on TensorFlow or JAX.
+    """Gradients of ``fn(layer(x))`` in `layer`'s trainable variables, on TF, JAX or torch.
 
     On JAX the call is stateless, so the layer's random state is not advanced by it.
     """
@@ -66,6 +84,8 @@ def trainable_gradients(layer, fn, x):
 
         grads = jax.grad(loss)([v.value for v in layer.trainable_variables])
         return [np.asarray(g) for g in grads]
+    if keras.backend.backend() == "torch":
+        return _torch_grads(fn(layer(x)), [v.value for v in layer.trainable_variables])
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
@@ -74,12 +94,16 @@ def trainable_gradients(layer, fn, x):
 
 
 def vjp(fn, x, cotangent):
-    """The vector-Jacobian product ``cotangent^T d fn(x) / dx``, on TensorFlow or JAX."""
+    """The vector-Jacobian product ``cotangent^T d fn(x) / dx``, on TensorFlow, JAX or torch."""
     if keras.backend.backend() == "jax":
         import jax
 
         _, pullback = jax.vjp(fn, ops.convert_to_tensor(x))
         return np.asarray(pullback(ops.convert_to_tensor(cotangent))[0])
+    if keras.backend.backend() == "torch":
+        x = ops.convert_to_tensor(x).detach().requires_grad_(True)
+        y = fn(x)
+        return _torch_grads(y, [x], [ops.cast(ops.convert_to_tensor(cotangent), y.dtype)])[0]
     import tensorflow as tf
 
     x = tf.convert_to_tensor(x)
@@ -90,7 +114,7 @@ def vjp(fn, x, cotangent):
 
 
 def variable_gradients(fn, variables):
-    """Gradients of the scalar ``fn()`` in Keras `variables`, on TensorFlow or JAX.
+    """Gradients of the scalar ``fn()`` in Keras `variables`, on TensorFlow, JAX or torch.
 
     On JAX the variables are swapped for traced values with `keras.StatelessScope`.
     """
@@ -102,6 +126,8 @@ def variable_gradients(fn, variables):
                 return fn()
 
         return [np.asarray(g) for g in jax.grad(pure)([v.value for v in variables])]
+    if keras.backend.backend() == "torch":
+        return _torch_grads(fn(), [v.value for v in variables])
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
@@ -123,6 +149,15 @@ def variable_jacobian(fn, variable):
                 return fn()
 
         return np.asarray(jax.jacrev(pure)(variable.value))
+    if keras.backend.backend() == "torch":
+        import torch
+
+        def pure_torch(value):
+            with keras.StatelessScope(state_mapping=[(variable, value)]):
+                return fn()
+
+        value = variable.value.detach()
+        return ops.convert_to_numpy(torch.autograd.functional.jacobian(pure_torch, value))
     import tensorflow as tf
 
     with tf.GradientTape() as tape:

@@ -31,8 +31,18 @@ def test_no_private_keras_imports():
 
 
 def test_backend_specific_imports_stay_in_backend_modules():
-    allowed = ("data/", "export/", "_tensorflow", "_jax", "tensorflow_step", "jax_step", "cli/")
-    pattern = re.compile(r"^\s*(from|import)\s+(tensorflow|jax)\b", re.M)
+    allowed = (
+        "data/",
+        "export/",
+        "_tensorflow",
+        "_jax",
+        "_torch",
+        "tensorflow_step",
+        "jax_step",
+        "torch_step",
+        "cli/",
+    )
+    pattern = re.compile(r"^\s*(from|import)\s+(tensorflow|jax|torch)\b", re.M)
     offenders = [
         str(path.relative_to(ROOT))
         for path in (ROOT / "tf_lanmax").rglob("*.py")

@@ -49,9 +49,11 @@ def test_tiny_rate_reads_exactly_the_stored_weights(kind, weight_format):
     layer(x)
     twin = KERAS_TWINS[kind]()
     twin(x)
-    twin.set_weights([np.asarray(layer.stored_kernel()), np.asarray(layer.bias)])
+    twin.set_weights(
+        [ops.convert_to_numpy(layer.stored_kernel()), ops.convert_to_numpy(layer.bias)]
+    )
     for _ in range(3):  # fresh draws every call, none faulty at p = 1e-9 with this seed
-        np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(twin(x)))
+        np.testing.assert_array_equal(ops.convert_to_numpy(layer(x)), ops.convert_to_numpy(twin(x)))
 
 
 @pytest.mark.parametrize("kind", sorted(LAYER_FACTORIES))
@@ -61,8 +63,10 @@ def test_high_precision_fixed_point_matches_the_keras_layer(kind):
     x = _x(kind)
     layer(x)
     twin(x)
-    layer.set_weights([*twin.get_weights(), np.asarray(layer.fault_rate)])
-    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(twin(x)), atol=2e-3)
+    layer.set_weights([*twin.get_weights(), ops.convert_to_numpy(layer.fault_rate)])
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(x)), ops.convert_to_numpy(twin(x)), atol=2e-3
+    )
 
 
 def test_faults_are_redrawn_at_every_forward_pass_and_reproducible_with_a_seed():
@@ -72,17 +76,19 @@ def test_faults_are_redrawn_at_every_forward_pass_and_reproducible_with_a_seed()
     a.build(x.shape)
     b.build(x.shape)
     b.set_weights(a.get_weights())
-    first, second = np.asarray(a(x)), np.asarray(a(x))
+    first, second = ops.convert_to_numpy(a(x)), ops.convert_to_numpy(a(x))
     assert not np.array_equal(first, second)
-    np.testing.assert_array_equal(first, np.asarray(b(x)))
-    np.testing.assert_array_equal(second, np.asarray(b(x)))
+    np.testing.assert_array_equal(first, ops.convert_to_numpy(b(x)))
+    np.testing.assert_array_equal(second, ops.convert_to_numpy(b(x)))
 
 
 def test_one_draw_is_shared_by_the_whole_batch():
     layer = tl.FaultyDense(32, fault_rate=0.3, seed=0)
     x = np.repeat(_x("dense", batch=1), 5, axis=0)
-    out = np.asarray(layer(x))
-    np.testing.assert_array_equal(out, np.repeat(out[:1], 5, axis=0))
+    out = ops.convert_to_numpy(layer(x))
+    # Up to float rounding (torch's CPU matmul rounds rows differently); another draw for a
+    # row would move its outputs by whole weights (p = 0.3).
+    np.testing.assert_allclose(out, np.repeat(out[:1], 5, axis=0), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("weight_format", ["binary", formats.FixedPoint(6, 3)])
@@ -93,13 +99,15 @@ def test_straight_through_gradient_equals_the_gradient_at_the_faulty_weights(wei
     layer.reseed(42)
     (grad,) = trainable_gradients(layer, lambda y: ops.sum(y**2), x)
     layer.reseed(42)
-    faulty = np.asarray(
+    faulty = ops.convert_to_numpy(
         layer.fault_model.corrupt(
             layer.weight_format, layer.kernel, layer.fault_rate, layer.seed_generator
         )
     )
-    assert not np.array_equal(faulty, np.asarray(layer.stored_kernel()))  # faults really drawn
-    xn = np.asarray(x)
+    assert not np.array_equal(
+        faulty, ops.convert_to_numpy(layer.stored_kernel())
+    )  # faults really drawn
+    xn = ops.convert_to_numpy(x)
     expected = 2.0 * xn.T @ (xn @ faulty)  # d/dW sum((xW)^2), mask not multiplied in
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-5)
 
@@ -152,7 +160,8 @@ def test_assigning_fault_rate_inside_a_compiled_fit_changes_the_loss_without_ret
             seen["running"].append(logs["loss"])
 
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[Alternate()])
-    assert len(set(seen["traces"])) == 1, seen["traces"]  # no retrace after the first batch
+    if keras.backend.backend() != "torch":  # torch runs `call` eagerly: every batch counts
+        assert len(set(seen["traces"])) == 1, seen["traces"]  # no retrace after the first batch
     running = np.array(seen["running"], dtype=np.float64)
     steps = np.arange(1, len(running) + 1)
     batch_loss = steps * running - np.concatenate([[0.0], (steps[:-1]) * running[:-1]])
@@ -322,7 +331,7 @@ def test_stored_bits_and_moments():
 def test_mixed_precision_keeps_the_fault_rate_in_float32():
     layer = tl.FaultyDense(4, fault_rate=3e-5, seed=0, dtype="mixed_float16")
     y = layer(_x("dense"))
-    assert y.dtype == "float16"
+    assert keras.backend.standardize_dtype(y.dtype) == "float16"
     assert layer.fault_rate.dtype == "float32"
     assert float(np.asarray(layer.fault_rate)) == pytest.approx(3e-5, rel=1e-6)
 

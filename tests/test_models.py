@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tf_lanmax as tl
+from tf_lanmax._seeds import derived_seed
 from tf_lanmax.models import binary_cnn, binary_wide_resnet
 
 
@@ -36,7 +37,8 @@ def test_binary_cnn_structure():
         tl.FaultyDense,
         tl.FaultyDense,
     ]
-    assert [layer.seed for layer in layers] == [5, 6, 7, 8]
+    # Hashed per-layer seeds (not 5, 6, 7, 8: consecutive seeds collide on torch).
+    assert [layer.seed for layer in layers] == [derived_seed(5, i) for i in range(4)]
     for layer in layers:
         assert float(np.asarray(layer.fault_rate)) == pytest.approx(0.02)
         assert isinstance(layer.weight_format, tl.formats.Binary)
@@ -165,7 +167,9 @@ def test_binary_wide_resnet_faulty_layers(depth, width):
     assert len(expected) == 1 + 2 * 3 * n + projections + 1
     layers = _faulty(model)
     assert len(layers) == len(expected)
-    assert sorted(layer.seed for layer in layers) == list(range(len(expected)))
+    assert sorted(layer.seed for layer in layers) == sorted(
+        derived_seed(0, i) for i in range(len(expected))
+    )
     convs = [la for la in layers if isinstance(la, tl.FaultyConv2D)]
     dense = [la for la in layers if isinstance(la, tl.FaultyDense)]
     assert len(dense) == 1 and len(convs) == len(expected) - 1

@@ -6,9 +6,12 @@ import keras
 def _children(layer):
     if isinstance(layer, keras.Model):
         return list(layer.layers)
-    # Plain layers that hold sublayers as attributes.
+    # Plain layers that hold sublayers as attributes; a plain `torch.nn.Module` holding Keras
+    # layers (on the torch backend) keeps them in its `_modules` dict.
     found = []
     for value in vars(layer).values():
+        if isinstance(value, dict):
+            value = list(value.values())
         if isinstance(value, keras.layers.Layer):
             found.append(value)
         elif isinstance(value, (list, tuple)):

@@ -12,12 +12,12 @@ the clean weights: the one-pass step of `tf_lanmax.sam.one_pass_step` with
 import keras
 from keras import ops
 
+from tf_lanmax._seeds import seed_value
 from tf_lanmax._validation import check_int, check_positive
 from tf_lanmax.analog.mapping import perturb_weights
 from tf_lanmax.analog.registry import get
 from tf_lanmax.layers import faulty_layers
 from tf_lanmax.sam.one_pass_step import one_pass_train_step
-from tf_lanmax.sam.rwp import seed_value
 from tf_lanmax.sam.wrapper import SeededWrapper
 
 #: The variables a crossbar holds (the kernels of Dense and convolution layers).
@@ -87,15 +87,16 @@ class HardwareAwareModel(SeededWrapper):
         """eps of one step: ``noise_scale * (perturb_weights(device, w) - w)`` per kernel.
 
         Follows the `perturb` contract of `tf_lanmax.sam.one_pass_step.one_pass_train_step`:
-        a pure function of `weights` and the (2,) seed tensor; kernel i reads its chip from
-        the seed offset by i in its second word, so kernels never share draws.
+        a pure function of `weights` and the (2,) seed tensor ``(s, n)``; kernel i reads its
+        chip from ``(s + i + 1, n)``, so no kernel at any step shares another's draws (an offset
+        in the counter word n made kernel i at step n + 1 read kernel i + 1's chip of step n).
         """
         eps = []
         for i, (w, mapped) in enumerate(zip(weights, self.mapped_flags(), strict=True)):
             if not mapped or self.noise_scale == 0:
                 eps.append(None)
                 continue
-            offset = ops.convert_to_tensor([0, i + 1], dtype=seed.dtype)
+            offset = ops.convert_to_tensor([i + 1, 0], dtype=seed.dtype)
             noisy = perturb_weights(
                 self.device, w, t_inference=self.t_inference, seed=seed_value(seed + offset)
             )

@@ -51,14 +51,14 @@ def _not_parameters(model):
 def float_parameter_bits(model):
     """Bits of the float parameters `model` holds outside its fault-prone memory.
 
-    Counts every floating-point variable in ``model.weights`` (each once) except the kernels of
+    Counts every floating-point variable of `model`'s layers (each once) except the kernels of
     fault-prone layers (counted by `tl.memory_energy` in their stored format) and the
     non-trainable variables of those layers (the fault rate, fault maps: bookkeeping, not
     parameters). So biases, BatchNorm's gamma, beta, moving mean and variance, and the weights
     of plain Keras layers count, each at its dtype's width (float32: 32 bits per value).
 
     Args:
-        model: a built Keras model or layer.
+        model: a built Keras model or layer, or a `torch.nn.Module` holding Keras layers.
 
     Returns:
         An int.
@@ -68,7 +68,10 @@ def float_parameter_bits(model):
     """
     skip = _not_parameters(model)
     seen, total = set(), 0
-    for variable in model.weights:
+    # Every layer's weights, not `model.weights`: a plain torch module holding Keras layers
+    # (torch backend) has no `weights`; for a Keras model the union is the same variables.
+    weights = [v for layer in iter_layers(model) for v in getattr(layer, "weights", ())]
+    for variable in weights:
         if id(variable) in seen or id(variable) in skip:
             continue
         seen.add(id(variable))

@@ -113,7 +113,8 @@ def evaluate_under_faults(
     With `method="batched"` (the default) each data batch is read once per chunk of
     `batch_draws` draws and one compiled pass runs all of them (Keras' test step per draw, on
     per-draw seed states and metric states); `"vectorized"` maps the draws on a draw axis
-    (`keras.ops.vectorized_map`, for accelerators); `"sequential"` calls `model.evaluate` once
+    (`keras.ops.vectorized_map`, for accelerators; not on torch, whose generator `torch.vmap`
+    cannot trace); `"sequential"` calls `model.evaluate` once
     per draw. All three draw the same fault patterns (and chips) for the same seed, so they
     agree draw by draw (chip by chip) up to float rounding.
 
@@ -144,9 +145,9 @@ def evaluate_under_faults(
 
     Raises:
         ValueError: for a bad argument (`chips` with `draws` or `target_half_width`, `chips` on
-            a model without persistent faulty layers), a model without faulty layers or
-            accuracy metric, or data the batched methods cannot read twice (use
-            `method="sequential"`).
+            a model without persistent faulty layers, `"vectorized"` on torch), a model
+            without faulty layers or accuracy metric, or data the batched methods cannot read
+            twice (use `method="sequential"`).
 
     Example:
     >>> model = keras.Sequential([
@@ -185,6 +186,15 @@ def evaluate_under_faults(
             f"{target_half_width!r}"
         )
     method, batch_draws = check_method(method, batch_draws)
+    if method == "vectorized" and keras.backend.backend() == "torch":
+        # Keras' torch generator is seeded through a host integer (`.item()`), which `torch.vmap`
+        # cannot trace: the fault draws cannot be mapped on a draw axis.
+        raise ValueError(
+            "`method='vectorized'` cannot draw faults on the torch backend (its random "
+            "generator is seeded on the host, which torch.vmap cannot trace). Use "
+            "method='batched' (the default, same draws) or 'sequential'. Received: "
+            "method='vectorized'"
+        )
     layers = faulty_layers(model)
     if not layers:
         raise ValueError(f"Model '{model.name}' has no faulty layer to draw faults for.")

@@ -4,6 +4,7 @@ from keras import ops
 from keras import random as krandom
 
 from tf_lanmax._config import ConfigValue
+from tf_lanmax._seeds import draw_seed
 
 
 def bit_planes(codes, bits):
@@ -55,7 +56,9 @@ def draw_fault_pattern(shape, bits, rate, seed, polarity_fraction=None):
         faulty, bit k of `polarity` when that cell reads 1 (None without `polarity_fraction`).
     """
     stages = 2 if polarity_fraction is None else 3
-    u = krandom.uniform((stages, *shape, bits), seed=seed)
+    # `draw_seed`: a generator's (stream, counter) state is hashed where the backend would
+    # otherwise collapse it (torch), so no two layers or reads share a fault pattern.
+    u = krandom.uniform((stages, *shape, bits), seed=draw_seed(seed))
     hits = ops.cast(_faulty(u[0], u[1], ops.cast(rate, "float32")), "int32")
     polarity = None
     if polarity_fraction is not None:

@@ -2,6 +2,7 @@
 
 import keras
 
+from tf_lanmax._seeds import derived_seed
 from tf_lanmax._validation import check_positive
 from tf_lanmax.layers import FaultyConv2D, FaultyDense
 from tf_lanmax.models.batchnorm import check_synchronized_batchnorm
@@ -33,7 +34,7 @@ def binary_cnn(
         weight_format: format of every kernel. Defaults to `"binary"`.
         fault_model: fault model of every kernel. Defaults to `"bit_flip"`.
         fault_rate: initial p of every faulty layer. Defaults to `1e-3`.
-        seed: base seed; layer i uses `seed + i`. Defaults to `None`.
+        seed: base seed; layer i uses `derived_seed(seed, i)` (a hash). Defaults to `None`.
         name: model name. Defaults to `"binary_cnn"`.
         synchronized_batchnorm: BatchNorm statistics over the global batch of every replica
             (`BatchNormalization(synchronized=True)`), so that under tf.distribute
@@ -61,7 +62,7 @@ def binary_cnn(
             "weight_format": weight_format,
             "fault_model": fault_model,
             "fault_rate": fault_rate,
-            "seed": None if seed is None else seed + i,
+            "seed": None if seed is None else derived_seed(seed, i),
         }
 
     return keras.Sequential(

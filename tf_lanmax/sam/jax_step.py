@@ -9,34 +9,9 @@ never returns its state). The gradient call is `jax.value_and_grad` over the tra
 import jax
 import keras
 
+from tf_lanmax.sam.batches import sub_batches
 from tf_lanmax.sam.lookbehind import interpolate, is_plain
 from tf_lanmax.sam.perturbation import perturbation
-
-
-def split(structure, k):
-    """k equal sub-batches of `structure` (None stays None)."""
-    if structure is None or k == 1:
-        return [structure] * k
-
-    def piece(i):
-        def take(t):
-            size = t.shape[0] // k
-            return t[i * size : (i + 1) * size]
-
-        return keras.tree.map_structure(take, structure)
-
-    return [piece(i) for i in range(k)]
-
-
-def sub_batches(x, y, sample_weight, k):
-    """The k (x, y, sample_weight) sub-batches of a batch."""
-    batch = keras.tree.flatten(x)[0].shape[0]
-    if batch % k:
-        raise ValueError(
-            f"`num_batch_splits` must divide the batch size. Received: num_batch_splits={k} "
-            f"for a batch of {batch}"
-        )
-    return list(zip(split(x, k), split(y, k), split(sample_weight, k), strict=True))
 
 
 def update_metrics(model, metrics_variables, loss, x, y, y_pred, sample_weight):

@@ -49,7 +49,8 @@ class SharpnessAwareModel(SeededWrapper):
     `resample_faults=True`. Pass-1 batch loss is reported as `batch_loss` (LaNMax uses it).
     Under `tf.distribute` each replica computes its own eps from its own gradient (one eps per
     accelerator, as in SAM's code); on JAX the step is one program over the global batch, so
-    there is one eps (as in optax's SAM).
+    there is one eps (as in optax's SAM). On torch pass 1 is the model's training call and the
+    perturbed passes are `stateless_call`s differentiated with `torch.autograd.grad`.
 
     Lookbehind (`lookbehind_steps = k > 1`, gradient rules only): on each batch, k ascent steps
     from w, each eps computed by the rule at the previous perturbed point from the gradient
@@ -168,10 +169,12 @@ class SharpnessAwareModel(SeededWrapper):
             from tf_lanmax.sam.tensorflow_step import sharpness_aware_train_step
         elif backend == "jax":
             from tf_lanmax.sam.jax_step import sharpness_aware_train_step
+        elif backend == "torch":
+            from tf_lanmax.sam.torch_step import sharpness_aware_train_step
         else:
             raise NotImplementedError(
-                "SharpnessAwareModel's train step is implemented for the TensorFlow and JAX "
-                f"backends. Current backend: {backend!r}"
+                "SharpnessAwareModel's train step is implemented for the TensorFlow, JAX and "
+                f"torch backends. Current backend: {backend!r}"
             )
         return sharpness_aware_train_step(self, *args, **kwargs)
 

@@ -3,7 +3,8 @@
 import jax
 import keras
 
-from tf_lanmax.sam.jax_step import add, sub_batches, update_metrics
+from tf_lanmax.sam.batches import sub_batches
+from tf_lanmax.sam.jax_step import add, update_metrics
 
 
 def _next_seed(model, seed_generator, non_trainable):

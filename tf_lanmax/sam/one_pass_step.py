@@ -43,7 +43,7 @@ def one_pass_train_step(model, *step_args, perturb, seed_generator=None, num_bat
 
     Args:
         model: the `keras.Model` being trained (compiled).
-        *step_args: the arguments of `model.train_step`: `(data,)` on TensorFlow,
+        *step_args: the arguments of `model.train_step`: `(data,)` on TensorFlow and torch,
             `(state, data)` on JAX.
         perturb: the callable described above.
         seed_generator: a `keras.random.SeedGenerator` tracked by `model`, or None (then
@@ -51,18 +51,20 @@ def one_pass_train_step(model, *step_args, perturb, seed_generator=None, num_bat
         num_batch_splits: k sub-batches per batch (must divide the batch). Defaults to `1`.
 
     Returns:
-        What `model.train_step` returns on the backend: logs on TensorFlow, (logs, new state) on
-        JAX. The logs include `batch_loss` (the batch's loss at w + eps).
+        What `model.train_step` returns on the backend: logs on TensorFlow and torch,
+        (logs, new state) on JAX. The logs include `batch_loss` (the batch's loss at w + eps).
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         from tf_lanmax.sam.one_pass_tensorflow import one_pass_train_step as step
     elif backend == "jax":
         from tf_lanmax.sam.one_pass_jax import one_pass_train_step as step
+    elif backend == "torch":
+        from tf_lanmax.sam.one_pass_torch import one_pass_train_step as step
     else:
         raise NotImplementedError(
-            "The one-pass train step is implemented for the TensorFlow and JAX backends. "
-            f"Current backend: {backend!r}"
+            "The one-pass train step is implemented for the TensorFlow, JAX and torch "
+            f"backends. Current backend: {backend!r}"
         )
     return step(
         model,

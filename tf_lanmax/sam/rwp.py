@@ -19,29 +19,7 @@ import math
 import keras
 from keras import ops
 
-
-class _SeedValue(keras.random.SeedGenerator):
-    """A seed generator that only yields one given seed tensor: `keras.random` draws then stay
-    stateless (pure) while taking the seed value that a step drew from its own generator.
-
-    It holds no variable, so it is never tracked or saved.
-    """
-
-    def __init__(self, value):  # no super().__init__: that would create a state variable
-        self._value = value
-
-    def next(self, ordered=True):
-        del ordered
-        return self._value
-
-
-def seed_value(seed):
-    """What `keras.random` takes for `seed`: an int, SeedGenerator or None as is; a seed tensor
-    (shape (2,), as `SeedGenerator.next()` returns) wrapped so the draw is a pure function of it
-    (used by the one-pass step's `perturb` callables)."""
-    if seed is None or isinstance(seed, (int, keras.random.SeedGenerator)):
-        return seed
-    return _SeedValue(ops.convert_to_tensor(seed))
+from tf_lanmax._seeds import seed_value
 
 
 def layer_rms(weight):
