@@ -9,7 +9,7 @@ samples the very same noise model; `optimize_gmax` spends a power budget across 
 
 Example:
 >>> cb = Crossbar(sigma=0.01, levels=128, gmax=1.0)
->>> mirror = MemSE(model, cb, cov_mode="jacobian")   # "diagonal" is cheaper, blind to sharing
+>>> mirror = MemSE(model, cb)          # cov_mode="probe": one reverse pass, weight sharing in
 >>> mean, var = mirror(x)                            # logits: per-sample mean and variance
 >>> mirror.summary(x)["mse"]                         # predicted MSE vs the clean logits
 >>> monte_carlo(model, cb, x, draws=1000).ci         # sampled reference, 95% CI
@@ -18,6 +18,7 @@ Reference: Kern et al., "MemSE: Fast MSE Prediction for Noisy Memristor-Based DN
 Accelerators", arXiv:2205.01707.
 """
 
+from tf_lanmax.errors import UnsupportedLayerError
 from tf_lanmax.memse.crossbar import Crossbar
 from tf_lanmax.memse.device_mapping import DeviceMapping, as_crossbar
 from tf_lanmax.memse.digital import faulty_copy
@@ -44,4 +45,5 @@ __all__ = [
     "faulty_copy",
     "register_mirror",
     "supported_layers",
+    "UnsupportedLayerError",
 ]

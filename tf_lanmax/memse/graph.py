@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from tf_lanmax.errors import UnsupportedLayerError
 from tf_lanmax.layers import FaultyConv1D, FaultyConv2D, FaultyDense
 from tf_lanmax.memse.mapped_layers import ConvRule, DenseRule, DepthwiseConvRule, LinearRule
 from tf_lanmax.memse.mirror_layers import (
@@ -101,15 +102,17 @@ def rule_for(op):
     """The mirror rule of one layer or functional operation.
 
     Raises:
-        ValueError: for an unsupported layer, naming it and listing the supported ones.
+        UnsupportedLayerError: for an unsupported layer (a ValueError), naming it and its
+            class and listing the supported ones.
     """
     cls = MIRRORS.get(type(op))
     if cls is None and not isinstance(op, keras.layers.Layer):
         cls = OPERATIONS.get(type(op).__name__)
     if cls is None:
-        raise ValueError(
-            f"MemSE cannot mirror layer '{getattr(op, 'name', op)}' of class "
-            f"{type(op).__name__}. Supported: {', '.join(supported_layers())}."
+        raise UnsupportedLayerError(
+            f"{getattr(op, 'name', op)} ({type(op).__name__})",
+            supported_layers(),
+            "MemSE",
         )
     return cls(op)
 
@@ -300,7 +303,7 @@ def _alias(output_key, input_key, name):
 class Graph:
     """The traced, rule-annotated graph of a model (shared by `MemSE` and `monte_carlo`)."""
 
-    def __init__(self, model, crossbar):
+    def __init__(self, model, crossbar, digital=False):
         tracer = _Tracer()
         (self.input_key,), self.output_key = tracer.trace(model)
         self.nodes = tracer.nodes
@@ -309,6 +312,9 @@ class Graph:
         for node in self.nodes:
             for key in node.inputs:
                 consumers.setdefault(key, []).append(node)
+        for node in self.nodes:
+            if isinstance(node.rule, LinearRule):
+                node.rule.digital = digital
         self._skip_output_activation()
         if crossbar.fold_batchnorm:
             self._fold_batchnorm(consumers)
@@ -444,11 +450,36 @@ class Graph:
         weight noise of every mapped layer adds, ``(B, O, O)`` with O the output size."""
         out_shape = tuple(output_mean.shape[1:])
         num = int(np.prod(out_shape))
-        ctx.num_outputs = num
-        ctx.output_cov, ctx.contributions = None, {}
         seed = ops.reshape(ops.eye(num, dtype=output_mean.dtype), (num, 1) + out_shape)
         seed = seed * ops.expand_dims(ops.ones_like(output_mean), 0)  # (O, B, ...)
-        cotangents = {self.output_key: ops.reshape(seed, (-1,) + out_shape)}
+        ctx.probe = False
+        cov = self._reverse(ops.reshape(seed, (-1,) + out_shape), num, ctx)
+        if cov is None:
+            flat = ops.reshape(ops.zeros_like(output_mean), (-1, num, 1))
+            return flat * ops.zeros((1, 1, num), dtype=output_mean.dtype)
+        return cov
+
+    def run_probe(self, output_mean, ctx, probes, seed):
+        """Reverse pass after `run_moments` with ``ctx.saved``, seeded with `probes` Rademacher
+        output probes per example: ``(B, probes)`` weighted squared gradient norms, each an
+        unbiased estimate of the example's total output variance (`"probe"` mode)."""
+        out_shape = tuple(output_mean.shape[1:])
+        shape = (probes,) + tuple(ops.shape(output_mean))
+        signs = keras.random.randint(shape, 0, 2, seed=seed, dtype="int32")
+        signs = ops.cast(2 * signs - 1, output_mean.dtype)
+        ctx.probe = True
+        energy = self._reverse(ops.reshape(signs, (-1,) + out_shape), probes, ctx)
+        if energy is None:  # no mapped layer: no noise
+            first = ops.reshape(output_mean, (ops.shape(output_mean)[0], -1))[:, :1]
+            return ops.zeros_like(first) * ops.zeros((1, probes), dtype=output_mean.dtype)
+        return energy
+
+    def _reverse(self, seed, num, ctx):
+        """Carries the ``(num * B, ...)`` output cotangents `seed` back through the graph; the
+        rules of mapped layers and ReLUs add into ``ctx.output_cov`` (returned)."""
+        ctx.num_outputs = num
+        ctx.output_cov, ctx.contributions = None, {}
+        cotangents = {self.output_key: seed}
         noisy = self._noisy_keys()
         for node in reversed(self.nodes):
             g = cotangents.pop(node.output, None)
@@ -462,7 +493,4 @@ class Graph:
                 if cot is None or key not in noisy:
                     continue
                 cotangents[key] = cot if key not in cotangents else cotangents[key] + cot
-        if ctx.output_cov is None:
-            flat = ops.reshape(ops.zeros_like(output_mean), (-1, num, 1))
-            return flat * ops.zeros((1, 1, num), dtype=output_mean.dtype)
         return ctx.output_cov
