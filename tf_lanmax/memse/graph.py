@@ -32,6 +32,7 @@ from tf_lanmax.memse.mirror_layers import (
     ReLURule,
     ReshapeRule,
     SoftmaxRule,
+    relu_adjoint,
     relu_state,
 )
 
@@ -413,12 +414,14 @@ class Graph:
     def run_moments(self, x, ctx, record=None):
         """Moments forward; with ``ctx.saved`` a dict, also the states a reverse pass needs.
 
-        With the `"max_mean"` pooling rule and no reverse pass, a ReLU that only feeds a max
-        pool runs after it (`_relus_before_max_pools`); `record` still gets its true output.
+        With the `"max_mean"` pooling rule, a ReLU that only feeds a max pool runs after it
+        (`_relus_before_max_pools`; the reverse pass applies its slope before routing the
+        pool's cotangent); `record` still gets its true output.
         """
         x = ops.convert_to_tensor(x)
         env = {self.input_key: Moments(x, ops.zeros_like(x), exact=True)}
-        pool_first = self._pool_first if ctx.maxpool == "max_mean" and ctx.saved is None else {}
+        pool_first = self._pool_first if ctx.maxpool == "max_mean" else {}
+        ctx.pool_first = pool_first
         relu_after = set(pool_first.values())
         for node in self.nodes:
             inputs = [env[k] for k in node.inputs]
@@ -481,6 +484,7 @@ class Graph:
         ctx.output_cov, ctx.contributions = None, {}
         cotangents = {self.output_key: seed}
         noisy = self._noisy_keys()
+        relu_after = set(ctx.pool_first.values())
         for node in reversed(self.nodes):
             g = cotangents.pop(node.output, None)
             if g is None:
@@ -489,7 +493,12 @@ class Graph:
             ctx.need = [key in noisy for key in node.inputs]
             if not (node.rule.mapped or any(ctx.need)):
                 continue
-            for key, cot in zip(node.inputs, node.rule.adjoint(g, ctx.saved[node.key], ctx)):
+            if node.key in relu_after:  # the ReLU moved after this pool: its slope first
+                g = relu_adjoint(g, ctx.saved[node.key], ctx)
+            ctx.skip_relu = node.key in ctx.pool_first
+            cots = node.rule.adjoint(g, ctx.saved[node.key], ctx)
+            ctx.skip_relu = False
+            for key, cot in zip(node.inputs, cots):
                 if cot is None or key not in noisy:
                     continue
                 cotangents[key] = cot if key not in cotangents else cotangents[key] + cot

@@ -189,7 +189,7 @@ class LinearRule(MirrorRule):
         return self._activate(y, self.weights()[1])
 
     def adjoint(self, g, saved, ctx):
-        if self.activation == "relu":
+        if self.activation == "relu" and not ctx.skip_relu:
             g = relu_adjoint(g, saved, ctx)
         state = saved["inputs"][0]
         if ctx.probe:
@@ -300,8 +300,30 @@ class ConvRule(LinearRule):
         return adjoints.weight_noise_covariance(*args, ctx.num_outputs)
 
     def noise_energy(self, state, g, var_kernel, ctx):
-        args = self._patch_arguments(state, g, var_kernel)
-        return adjoints.weight_noise_energy(*args, ctx.num_outputs)
+        patches = self._patches(state.mean)
+        flat_g = ops.reshape(g, (-1, patches.shape[1], g.shape[-1]))
+        flat_var = var_kernel
+        if len(var_kernel.shape) == len(self.op.kernel.shape):
+            flat_var = ops.reshape(var_kernel, (-1, var_kernel.shape[-1]))
+        energy = adjoints.weight_noise_energy(patches, None, flat_g, flat_var, ctx.num_outputs)
+        if state.exact:
+            return energy
+        # Second order, sum_(t,c) g_tc^2 sum_k S^2_kc v_tk: one convolution of the input
+        # variance with S^2, not the variance's patches.
+        noise = ops.reshape(
+            self._input_noise(state.var, var_kernel), (1, -1) + tuple(flat_g.shape[1:])
+        )
+        per = ops.reshape(flat_g, (ctx.num_outputs, -1) + tuple(flat_g.shape[1:]))
+        return energy + ops.transpose(ops.sum(ops.square(per) * noise, axis=(2, 3)))
+
+    def _input_noise(self, var, var_kernel):
+        """``conv(v, S^2)``: the variance the weight noise adds on the input's variance."""
+        kernel_shape = tuple(self.op.kernel.shape)
+        if len(var_kernel.shape) == len(kernel_shape):
+            return ops.conv(var, var_kernel, **self._conv_args())
+        window = ops.ones(kernel_shape[:-2] + (1, 1), dtype=var.dtype)
+        box = ops.conv(ops.sum(var, axis=-1, keepdims=True), window, **self._conv_args())
+        return box * var_kernel * ops.ones(kernel_shape[-1:], dtype=var.dtype)
 
 
 class DepthwiseConvRule(ConvRule):

@@ -56,6 +56,7 @@ class Context:
         self.need = ()
         self.skip_relu = False  # set by the graph when the ReLU runs after a max pool
         self.probe = False  # the reverse pass carries probes: accumulate (B, P) energies
+        self.pool_first = {}  # {ReLU node key: max-pool node key} moved after the pool
 
     def save(self, **values):
         if self.saved is not None:
@@ -222,7 +223,7 @@ class ReLURule(MirrorRule):
         return inputs[0] if ctx.skip_relu else relu_state(inputs[0], ctx)
 
     def adjoint(self, g, saved, ctx):
-        return [relu_adjoint(g, saved, ctx)]
+        return [g] if ctx.skip_relu else [relu_adjoint(g, saved, ctx)]
 
 
 class ActivationRule(ReLURule):
