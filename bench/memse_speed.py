@@ -1,14 +1,17 @@
 """MemSE speed, measured in one run on the acceptance CNN (real Fashion-MNIST, 1 quick epoch).
 
-Prints, for the MemSE modes `diagonal` and `jacobian`:
+At equal precision: the default `"probe"` mode runs with as many probes per example as its own
+estimate needs for +-5 % at 95 % (found from the spread of one-probe estimates over seeds, and
+printed), Monte-Carlo until its 95 % interval is +-5 % (sequential stopping). Prints:
 
-- (MemSE pass) / (clean forward pass) on the same batch, target <= 4: eager calls, and both
-  compiled (`tf.function` on TensorFlow; on JAX, `jax.jit` of a pure step that reads the
-  variables from its arguments, as the library's own compiled passes do);
-- (time for Monte-Carlo to reach a +-5% 95% CI on the MSE) / (MemSE time), target >= 50. The MC
-  runs with sequential stopping (`rel_half_width=0.05`), draws vectorised in compiled chunks;
-  each warm MC run (trace cached) is paired with compiled MemSE times taken right after it,
-  and the ratio is the median over the pairs.
+- (MemSE pass) / (clean forward pass) on the same batch for the default, `diagonal` and
+  `jacobian` modes, eager and compiled (`tf.function`; on JAX `jax.jit` of a pure step that
+  reads the variables from its arguments); target <= 6 for the default mode, compiled;
+- (shared-draw Monte-Carlo time to +-5 %) / (default-mode time), target >= 20, and
+  (per-example Monte-Carlo time to +-5 %) / (default-mode time), target >= 4: each warm MC run
+  (trace cached) is paired with compiled MemSE times taken right after it, the ratio is the
+  median over the pairs;
+- every mode's predicted MSE against both Monte-Carlo estimates.
 
     python bench/memse_speed.py [--samples 128] [--rounds 7] [--mc_rounds 3] [--sigma 0.02]
                                 [--gmax 0.5]
@@ -16,6 +19,7 @@ Prints, for the MemSE modes `diagonal` and `jacobian`:
 """
 
 import argparse
+import math
 import os
 import time
 
@@ -81,6 +85,7 @@ def main():
     parser.add_argument("--sigma", type=float, default=0.02)
     parser.add_argument("--gmax", type=float, default=0.5)
     parser.add_argument("--levels", type=int, default=128)
+    parser.add_argument("--pilot", type=int, default=20, help="seeds of the probe-count pilot")
     args = parser.parse_args()
     (x_train, y_train), (x_test, _) = (
         tl.data.load_numpy("fashion_mnist_subset", "train", take=4096),
@@ -91,7 +96,19 @@ def main():
     model.fit(x_train, y_train, epochs=1, batch_size=128, verbose=0)
     x = keras.ops.convert_to_tensor(x_test)
     cb = memse.Crossbar(sigma=args.sigma, levels=args.levels, gmax=args.gmax)
-    mirrors = {mode: memse.MemSE(model, cb, cov_mode=mode) for mode in ("diagonal", "jacobian")}
+
+    # Probes for +-5 % at 95 %: the spread of the one-probe estimate of the batch's mean MSE.
+    one = memse.MemSE(model, cb, probes=1)
+    estimates = [float(keras.ops.mean(one.moments(x, seed=s).var)) for s in range(args.pilot)]
+    spread = float(np.std(estimates, ddof=1) / np.mean(estimates))
+    probes = max(1, math.ceil((1.96 * spread / 0.05) ** 2))
+    print(f"probes for +-5% at 95%: {probes}  (one probe per example: relative SD {spread:.1%} "
+          f"over {args.pilot} seeds, batch {args.samples})")  # fmt: skip
+    mirrors = {
+        "probe": memse.MemSE(model, cb, probes=probes),
+        "diagonal": memse.MemSE(model, cb, cov_mode="diagonal"),
+        "jacobian": memse.MemSE(model, cb, cov_mode="jacobian"),
+    }
 
     eager = {"clean forward": synced(lambda: model(x, training=False))}
     eager.update({f"MemSE {m}": synced(lambda m=m: mirrors[m](x)) for m in mirrors})
@@ -116,50 +133,45 @@ def main():
         for name, seconds in table.items():
             print(f"  {label:11s} {name:16s} {seconds * 1e3:9.1f} ms")
     for mode in mirrors:
+        target = "  (target <= 6)" if mode == "probe" else ""
         for label, table in (("eager", eager_t), (compiler, compiled_t)):
-            if table:
-                ratio = table[f"MemSE {mode}"] / table["clean forward"]
-                print(f"(MemSE {mode} pass) / (clean forward), {label}: {ratio:.2f}  (target <= 4)")
+            ratio = table[f"MemSE {mode}"] / table["clean forward"]
+            print(f"(MemSE {mode} pass) / (clean forward), {label}: {ratio:.2f}{target}")
 
-    # The Monte-Carlo reference runs compiled (its default); the first call pays the trace. Each
-    # of --mc_rounds warm MC runs is paired with compiled MemSE timings taken right after it, and
-    # the ratios are medians over the pairs: the machine's load drifts more between phases of
-    # the run than within one pair.
-    def run_mc():
+    # Monte-Carlo runs compiled (its default); the first call pays the trace. Each of
+    # --mc_rounds warm runs is paired with compiled MemSE timings taken right after it, and the
+    # ratios are medians over the pairs: the machine's load drifts more between phases.
+    def run_mc(per_example):
         start = time.perf_counter()
         result = memse.monte_carlo(
-            mirrors["diagonal"], None, x_test, draws=50_000, rel_half_width=0.05, seed=0
-        )
+            mirrors["diagonal"], None, x_test, draws=50_000, rel_half_width=0.05, seed=0,
+            per_example=per_example,
+        )  # fmt: skip
         return result, time.perf_counter() - start
 
-    mc, first = run_mc()
-    pairs = []
-    for _ in range(args.mc_rounds):
-        mc_time = run_mc()[1]
-        pairs.append((mc_time, median_times(compiled_calls, 5)))
-    mc_warm = float(np.median([mc_time for mc_time, _ in pairs]))
-
-    def paired(name):
-        """Median over the pairs of (MC time) / (the compiled `name` time)."""
-        return float(np.median([mc_time / table[name] for mc_time, table in pairs]))
-
-    print(f"Monte-Carlo to +-5% (95% CI): {mc.draws} draws, {mc_warm:.2f} s warm (median of "
-          f"{args.mc_rounds}, {mc_warm / mc.draws * 1e3:.1f} ms per draw), {first:.2f} s on the "
-          f"first call (tracing); {mc}")  # fmt: skip
-    # What the two speed targets leave together: MC / 50, in clean forward passes.
-    forwards = paired("clean forward")
-    print(f"The >= 50 target leaves MemSE {mc_warm / 50 * 1e3:.1f} ms = {forwards / 50:.2f} "
-          f"clean forward passes ({compiler}); MC spent {forwards:.0f} of them")  # fmt: skip
+    reference = {}
+    for per_example, label, target in ((False, "shared-draw", 20), (True, "per-example", 4)):
+        mc, first = run_mc(per_example)
+        pairs = []
+        for _ in range(args.mc_rounds):
+            mc_time = run_mc(per_example)[1]
+            pairs.append((mc_time, median_times(compiled_calls, 5)))
+        mc_warm = float(np.median([mc_time for mc_time, _ in pairs]))
+        reference[label] = mc
+        forwards = float(np.median([t / table["clean forward"] for t, table in pairs]))
+        print(f"{label} Monte-Carlo to +-5% (95% CI): {mc.draws} draws, {mc_warm:.2f} s warm "
+              f"(median of {args.mc_rounds}; {forwards:.0f} clean forward passes), {first:.2f} s "
+              f"on the first call (tracing); {mc}")  # fmt: skip
+        ratio = float(np.median([t / table["MemSE probe"] for t, table in pairs]))
+        print(f"({label} MC time to +-5%) / (MemSE default time, {compiler}): {ratio:.1f}  "
+              f"(target >= {target})")  # fmt: skip
     for mode, mirror in mirrors.items():
         predicted = float(keras.ops.mean(mirror.mse(x)))
-        error = predicted / mc.mse - 1
-        print(f"MemSE {mode}: predicted MSE {predicted:.4g} vs MC {mc.mse:.4g} ({error:+.1%})")
-        ratios = {"eager": mc_warm / eager_t[f"MemSE {mode}"], compiler: paired(f"MemSE {mode}")}
-        for label, ratio in ratios.items():
-            print(
-                f"  (MC time to +-5%, warm) / (MemSE {mode} time, {label}): {ratio:.1f}  "
-                "(target >= 50)"
-            )
+        errors = ", ".join(
+            f"{(predicted / mc.mse - 1):+.1%} vs {label} MC {mc.mse:.4g}"
+            for label, mc in reference.items()
+        )
+        print(f"MemSE {mode} error vs Monte-Carlo: predicted MSE {predicted:.4g}: {errors}")
 
 
 if __name__ == "__main__":

@@ -153,7 +153,9 @@ def digital_section(model, data, x, args):
     rows = []
     for rate in (float(v) for v in args.fault_rates.split(",")):
         digital = memse.faulty_copy(model, "fixed_point", "bit_flip", fault_rate=rate, bits=8)
-        mirror = memse.MemSE(digital, memse.Crossbar(sigma=0.0), cov_mode="jacobian")
+        mirror = memse.MemSE(
+            digital, memse.Crossbar(sigma=0.0), cov_mode="jacobian", mapping="digital"
+        )
         row = compare(mirror, None, x, args.digital_draws, args.seed)
         row.update({"format": "fixed_point(8)", "fault_model": "bit_flip", "fault_rate": rate})
         log_row(f"[digital] 8-bit flips p={rate}", row, 0.15)
@@ -173,7 +175,9 @@ def digital_section(model, data, x, args):
     print(f"[digital] binary copy, clean test accuracy {accuracy:.4f}", flush=True)
     for rate in (float(v) for v in args.binary_rates.split(",")):
         tl.set_fault_rates(binary, rate)
-        mirror = memse.MemSE(binary, memse.Crossbar(sigma=0.0), cov_mode="jacobian")
+        mirror = memse.MemSE(
+            binary, memse.Crossbar(sigma=0.0), cov_mode="jacobian", mapping="digital"
+        )
         row = compare(mirror, None, x, args.draws, args.seed)
         row.update(
             {

@@ -713,7 +713,7 @@ def test_memse_digital_mapping_keeps_the_stored_fault_rates(trained, tmp_path):
     # bit flips of binary weights are heavy-tailed and need thousands of draws).
     model = flags_common.load_model(path)
     x = tl.data.load_numpy("fashion_mnist_subset", "test", take=16)[0]
-    mirror = tl.memse.MemSE(model, tl.memse.Crossbar(), cov_mode="jacobian")
+    mirror = tl.memse.MemSE(model, tl.memse.Crossbar(), mapping="digital")
     assert report["predicted"]["mse"] == pytest.approx(mirror.summary(x)["mse"], rel=1e-6)
     sampled = tl.memse.monte_carlo(mirror, None, x, draws=50, seed=0)
     assert report["monte_carlo"]["mse"] == pytest.approx(sampled.mse, rel=1e-6)

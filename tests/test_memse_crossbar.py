@@ -180,7 +180,7 @@ def test_binary_bit_flip_first_layer_matches_the_closed_form_and_sampling():
         ]
     )
     x = np.random.default_rng(5).normal(size=(6, 10)).astype("float32")
-    mirror = ms.MemSE(model, ms.Crossbar(sigma=0.0))
+    mirror = ms.MemSE(model, ms.Crossbar(sigma=0.0), mapping="digital")
     mse = np_(mirror.mse(x))
     alpha = np.sqrt(2.0 / 10)
     z = np_(mirror.clean(x))
@@ -208,10 +208,66 @@ def test_fixed_point_flips_in_a_faulty_copy_match_sampling():
     assert kinds == ["FaultyConv2D", "ReLU", "Flatten", "FaultyDense"]
     np.testing.assert_array_equal(np_(digital.layers[0].kernel), np_(model.layers[0].kernel))
     x = np.random.default_rng(6).random((8, 6, 6, 1), dtype=np.float32)
-    mirror = ms.MemSE(digital, ms.Crossbar(sigma=0.0), cov_mode="jacobian")
+    mirror = ms.MemSE(digital, ms.Crossbar(sigma=0.0), cov_mode="jacobian", mapping="digital")
     assert mirror.gmax == {}
     predicted = mirror.summary(x)["mse"]
     result = ms.monte_carlo(mirror, None, x, draws=2000, seed=3)
     assert abs(predicted - result.mse) < 0.15 * result.mse + result.half_width
     with pytest.raises(ValueError, match="fault_rate"):
         ms.faulty_copy(model, fault_rate=0.7)
+
+
+# -- per-example Monte-Carlo --------------------------------------------------------------------
+
+
+def test_per_example_monte_carlo_has_the_per_example_law_and_a_tighter_interval():
+    """Flipout gives every example a draw of the crossbar's law: on one Dense layer, each
+    example's output variance is the closed form ``S^2 ||x||^2``; on a CNN, the per-example
+    and shared estimates of the expected MSE agree, the per-example interval being tighter."""
+    keras.utils.set_random_seed(7)
+    dense = keras.Sequential([keras.Input((12,)), layers.Dense(4)])
+    x = np.random.default_rng(7).random((6, 12), dtype=np.float32)
+    cb = ms.Crossbar(sigma=0.05, levels=None, gmax=0.8)
+    result = ms.monte_carlo(dense, cb, x, draws=1500, seed=1, per_example=True)
+    assert result.per_example and result.to_dict()["per_example"]
+    s2 = 2 * 0.05**2 * (np.abs(np_(dense.layers[0].kernel)).max() / 0.8) ** 2
+    var = s2 * np.sum(x**2, axis=1, keepdims=True) * np.ones((1, 4))
+    k = result.draws
+    assert np.all(np.abs(result.output_var - var) < 5 * var * np.sqrt(2 / (k - 1)))
+    np.testing.assert_allclose(result.output_mean, np_(dense(x)), atol=5 * np.sqrt(var.max() / k))
+
+    keras.utils.set_random_seed(8)
+    cnn = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.Conv2D(8, 3),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(3),
+        ]
+    )
+    xs = np.random.default_rng(8).random((16, 8, 8, 1), dtype=np.float32)
+    mirror = ms.MemSE(cnn, ms.Crossbar(sigma=0.05, levels=None, gmax=1.0))
+    shared = ms.monte_carlo(mirror, None, xs, draws=300, seed=2)
+    per_example = ms.monte_carlo(mirror, None, xs, draws=300, seed=2, per_example=True)
+    se = np.hypot(shared.half_width, per_example.half_width) / 1.96
+    assert abs(shared.mse - per_example.mse) < 4 * se
+    assert per_example.half_width < 0.7 * shared.half_width
+
+
+def test_per_example_monte_carlo_of_digital_faults_draws_a_kernel_per_example():
+    keras.utils.set_random_seed(5)
+    p = 0.02
+    model = keras.Sequential(
+        [
+            keras.Input((10,)),
+            tl.layers.FaultyDense(3, weight_format="binary", fault_rate=p, seed=1, use_bias=False),
+        ]
+    )
+    x = np.random.default_rng(5).normal(size=(6, 10)).astype("float32")
+    mirror = ms.MemSE(model, ms.Crossbar(sigma=0.0), mapping="digital")
+    expected = float(np.mean(np_(mirror.mse(x))))  # the closed form (see the test above)
+    result = ms.monte_carlo(mirror, None, x, draws=600, seed=2, per_example=True)
+    assert abs(expected - result.mse) < 4 * result.half_width / 1.96
+    with pytest.raises(ValueError, match="per_example"):
+        ms.monte_carlo(mirror, None, x, per_example="yes")

@@ -57,7 +57,7 @@ flags.DEFINE_enum(
 flags.DEFINE_enum("rounding", "nearest", ROUNDING_MODES, "Crossbar: the conductance quantiser.")
 flags.DEFINE_float("tia_gain", 1.0, "Crossbar: transimpedance gain (power model only, > 0).")
 flags.DEFINE_bool("fold_batchnorm", True, "Crossbar: fold BatchNorm into the kernel before it.")
-flags.DEFINE_enum("cov_mode", "jacobian", COV_MODES, "MemSE's covariance propagation.")
+flags.DEFINE_enum("cov_mode", "probe", COV_MODES, "MemSE's covariance propagation.")
 flags.DEFINE_integer("samples", 256, "Images of --split the MSE is measured on (the first N).")
 flags.DEFINE_bool("monte_carlo", True, "Check the prediction by Monte-Carlo over --draws draws.")
 flags.DEFINE_float(
@@ -74,6 +74,7 @@ flags.DEFINE_integer("gmax_steps", 20, "Gradient steps of optimize_gmax after it
 flags.DEFINE_integer(
     "calibration_samples", 64, "Images of --train_split that optimize_gmax calibrates on."
 )
+flags.DEFINE_bool("verbose", False, "Progress bars over MemSE's chunks and Monte-Carlo's draws.")
 
 SHARED_FLAGS = (
     "run_dir",
@@ -241,7 +242,7 @@ def memse_and_report(
     rounding="nearest",
     tia_gain=1.0,
     fold_batchnorm=True,
-    cov_mode="jacobian",
+    cov_mode="probe",
     monte_carlo=True,
     draws=10,
     confidence=0.95,
@@ -252,6 +253,7 @@ def memse_and_report(
     gmax_steps=20,
     train_split="train",
     calibration_samples=64,
+    verbose=False,
 ):
     """Runs MemSE (and Monte-Carlo, and `optimize_gmax`) on the saved model; writes the report.
 
@@ -270,7 +272,7 @@ def memse_and_report(
         rounding: the crossbar's quantiser. Defaults to `"nearest"`.
         tia_gain: the crossbar's transimpedance gain. Defaults to `1.0`.
         fold_batchnorm: fold BatchNorm into the kernel before it. Defaults to `True`.
-        cov_mode: the mirror's covariance mode. Defaults to `"jacobian"`.
+        cov_mode: the mirror's covariance mode. Defaults to `"probe"`.
         monte_carlo: sample the MSE over `draws` draws as a check. Defaults to `True`.
         draws: Monte-Carlo draws. Defaults to `10`.
         confidence: coverage of the Monte-Carlo intervals. Defaults to `0.95`.
@@ -283,6 +285,8 @@ def memse_and_report(
         gmax_steps: gradient steps of `optimize_gmax`. Defaults to `20`.
         train_split: split of the calibration images. Defaults to `"train"`.
         calibration_samples: calibration images (the first N). Defaults to `64`.
+        verbose: progress bars over the mirror's chunks and the Monte-Carlo draws.
+            Defaults to `False`.
 
     Returns:
         The report dict (as written to report.json).
@@ -307,7 +311,10 @@ def memse_and_report(
         fold_batchnorm=fold_batchnorm,
     )
     try:
-        mirror = tl.memse.MemSE(mapped, crossbar, cov_mode=cov_mode)
+        mirror = tl.memse.MemSE(
+            mapped, crossbar, cov_mode=cov_mode, mapping=mapping, batch_size=batch_size,
+            verbose=verbose,
+        )  # fmt: skip
     except ValueError as error:
         raise common.UsageError(
             f"--model_path={model_path!r}: {' '.join(str(error).split())}"
@@ -356,7 +363,9 @@ def memse_and_report(
     mc_kwargs = None
     if monte_carlo:
         mc_kwargs = {"draws": draws, "confidence": confidence, "seed": seed}
-        result = tl.memse.monte_carlo(mirror, None, x, batch_size=batch_size, **mc_kwargs)
+        result = tl.memse.monte_carlo(
+            mirror, None, x, batch_size=batch_size, verbose=verbose, **mc_kwargs
+        )
         report["monte_carlo"] = _mc_row(result, summary["mse"])
         inside = "inside" if report["monte_carlo"]["predicted_in_ci"] else "outside"
         print(f"{result}: the prediction is {inside} the interval")
@@ -433,5 +442,6 @@ def run(flag_values, args):
         gmax_steps=flag_values.gmax_steps,
         train_split=flag_values.train_split,
         calibration_samples=flag_values.calibration_samples,
+        verbose=flag_values.verbose,
     )
     return 0

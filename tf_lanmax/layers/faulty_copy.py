@@ -54,7 +54,7 @@ def faulty_copy(model, weight_format="fixed_point", fault_model="bit_flip", faul
 
     Example:
     >>> digital = faulty_copy(model, fault_rate=1e-3)
-    >>> MemSE(digital, Crossbar(sigma=0.0)).summary(x_test[:256])["mse"]
+    >>> MemSE(digital, Crossbar(sigma=0.0), mapping="digital").summary(x_test[:256])["mse"]
     """
     fault_rate = check_probability("fault_rate", fault_rate)
     seed = check_int("seed", seed, low=0)

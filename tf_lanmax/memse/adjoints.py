@@ -245,3 +245,110 @@ def global_max_pool_adjoint(g, mean, keepdims, num):
     g = ops.reshape(g, (num, -1, 1, channels))
     routed = g * ops.cast(winner, g.dtype)
     return ops.reshape(flat_outputs(routed), (-1,) + spatial + (channels,))
+
+
+# -- probe mode: per-example weighted squared gradient norms -------------------------------
+
+
+def _second_order_energy(per, patch_var, kernel_var):
+    """``sum_(p,k,c) S^2_kc v_pk g_pc^2`` per probe and sample: the weight noise acting on the
+    noisy part of the input. ``per`` is ``(O, B, P, C)``; returns ``(O, B)``."""
+    if len(kernel_var.shape) < 2:
+        box = ops.sum(patch_var, axis=-1)  # (B, P)
+        return ops.sum(ops.sum(ops.square(per) * kernel_var, axis=-1) * box, axis=-1)
+    var_c = ops.matmul(patch_var, kernel_var)  # (B, P, C)
+    return ops.sum(ops.square(per) * var_c, axis=(2, 3))
+
+
+def gram_is_cheaper(positions, features, channels, probes):
+    """Whether the ``T x T`` Gram form of the per-example gradient norm costs fewer
+    multiply-adds than instantiating the per-example gradients.
+
+    Instantiating ``G_n = sum_t a_t d_t^T`` costs ``T K C`` per probe; the Gram form
+    ``sum_(t,t') (a_t . a_t') (d_t . d_t')`` costs ``T^2 K`` once plus ``T^2 C`` per probe.
+
+    >>> gram_is_cheaper(positions=784, features=9, channels=16, probes=1)
+    False
+    >>> gram_is_cheaper(positions=4, features=1152, channels=64, probes=1)
+    True
+    """
+    return positions * positions * (features + probes * channels) < (
+        positions * features * channels * probes
+    )
+
+
+def weight_noise_energy(patches, patch_var, g, kernel_var, num_probes):
+    """Per-example ``sum_w S^2_w G_w^2`` of one layer's weight gradient ``G`` per probe.
+
+    ``G_kc = sum_t x_tk g_tc`` is the gradient of ``u . f(x)`` with respect to the layer's
+    kernel (``u`` the probe, ``g`` its cotangent at the layer's pre-activation output, ``x``
+    the patches of the mean input). Its weighted squared norm is, in expectation over
+    Rademacher probes, the output variance that this layer's weight noise adds (its trace).
+    A Dense layer (one position) uses the outer-product identity
+    ``||a d^T||^2_S = sum_c S^2_c d_c^2 ||a||^2``; a convolution instantiates the per-example
+    gradient or uses the Gram form, whichever is cheaper (`gram_is_cheaper`; the Gram form
+    needs S^2 shared per layer or per output channel). With `patch_var`, the second-order
+    term of `weight_noise_covariance` is added.
+
+    Args:
+        patches: ``(B, T, K)`` mean inputs seen by each weight row (T = 1 for a Dense layer).
+        patch_var: ``(B, T, K)`` their variances, or None for a deterministic input.
+        g: ``(P * B, T, C)`` cotangents, probe index outermost.
+        kernel_var: S^2: scalar, ``(C,)`` or ``(K, C)``.
+        num_probes: P.
+
+    Returns:
+        ``(B, P)``.
+    """
+    kernel_var = ops.convert_to_tensor(kernel_var, patches.dtype)
+    _, positions, k = patches.shape
+    channels = g.shape[-1]
+    num = num_probes
+    per = ops.reshape(g, (num, -1, positions, channels))  # (P, B, T, C)
+    shared = len(kernel_var.shape) < 2
+    if positions == 1:
+        a2 = ops.square(patches[:, 0, :])  # (B, K)
+        d2 = ops.square(per[:, :, 0, :])  # (P, B, C)
+        if shared:
+            energy = ops.sum(a2, axis=-1) * ops.sum(d2 * kernel_var, axis=-1)
+        else:
+            energy = ops.sum(ops.matmul(a2, kernel_var) * d2, axis=-1)
+    elif shared and gram_is_cheaper(positions, k, channels, num):
+        inputs = ops.matmul(patches, ops.transpose(patches, (0, 2, 1)))  # (B, T, T)
+        weighted = per * ops.sqrt(kernel_var)
+        outputs = ops.matmul(weighted, ops.transpose(weighted, (0, 1, 3, 2)))  # (P, B, T, T)
+        energy = ops.sum(outputs * inputs, axis=(2, 3))
+    else:
+        # (P, B, T, C) -> (B, T, P * C): the per-example gradients as one batched matmul.
+        flat = ops.reshape(ops.transpose(per, (1, 2, 0, 3)), (-1, positions, num * channels))
+        grads = ops.matmul(ops.transpose(patches, (0, 2, 1)), flat)  # (B, K, P * C)
+        grads = ops.reshape(grads, (-1, k, num, channels))
+        if shared:
+            energy = ops.sum(ops.square(grads) * kernel_var, axis=(1, 3))  # (B, P)
+            energy = ops.transpose(energy)
+        else:
+            energy = ops.sum(ops.square(grads) * ops.expand_dims(kernel_var, 1), axis=(1, 3))
+            energy = ops.transpose(energy)
+    if patch_var is not None:
+        energy = energy + _second_order_energy(per, patch_var, kernel_var)
+    return ops.transpose(energy)
+
+
+def depthwise_noise_energy(patches, patch_var, g, kernel_var, num_probes, multiplier):
+    """As `weight_noise_energy` for a depthwise kernel ``(*k, Cin, m)``.
+
+    Args:
+        patches, patch_var: ``(B, T, taps, Cin)``.
+        g: ``(P * B, T, Cin * m)``.
+        kernel_var: scalar or broadcastable to ``(taps, Cin, m)``.
+
+    Returns:
+        ``(B, P)``.
+    """
+    g = per_output(g, num_probes)
+    g = ops.reshape(g, tuple(g.shape[:-1]) + (-1, multiplier))  # (P, B, T, Cin, m)
+    grads = ops.einsum("bpti,obpim->obtim", patches, g)
+    energy = ops.sum(ops.square(grads) * kernel_var, axis=(2, 3, 4))
+    var_w = ops.einsum("bpti,tim->bpim", patch_var, kernel_var * ops.ones(grads.shape[2:]))
+    energy = energy + ops.sum(ops.square(g) * var_w, axis=(2, 3, 4))
+    return ops.transpose(energy)

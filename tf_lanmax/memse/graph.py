@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from tf_lanmax.errors import UnsupportedLayerError
 from tf_lanmax.layers.twins import TWINS, twin_class
 from tf_lanmax.memse.mapped_layers import ConvRule, DenseRule, DepthwiseConvRule, LinearRule
 from tf_lanmax.memse.mirror_layers import (
@@ -31,6 +32,7 @@ from tf_lanmax.memse.mirror_layers import (
     ReLURule,
     ReshapeRule,
     SoftmaxRule,
+    relu_adjoint,
     relu_state,
 )
 
@@ -98,16 +100,18 @@ def rule_for(op):
     """The mirror rule of one layer or functional operation.
 
     Raises:
-        ValueError: for an unsupported layer, naming it and listing the supported ones.
+        UnsupportedLayerError: for an unsupported layer (a ValueError), naming it and its
+            class and listing the supported ones.
     """
     # A faulty layer is mirrored by its Keras twin's rule (`tl.layers.TWINS`).
     cls = MIRRORS.get(type(op)) or MIRRORS.get(twin_class(op))
     if cls is None and not isinstance(op, keras.layers.Layer):
         cls = OPERATIONS.get(type(op).__name__)
     if cls is None:
-        raise ValueError(
-            f"MemSE cannot mirror layer '{getattr(op, 'name', op)}' of class "
-            f"{type(op).__name__}. Supported: {', '.join(supported_layers())}."
+        raise UnsupportedLayerError(
+            f"{getattr(op, 'name', op)} ({type(op).__name__})",
+            supported_layers(),
+            "MemSE",
         )
     return cls(op)
 
@@ -298,7 +302,7 @@ def _alias(output_key, input_key, name):
 class Graph:
     """The traced, rule-annotated graph of a model (shared by `MemSE` and `monte_carlo`)."""
 
-    def __init__(self, model, crossbar):
+    def __init__(self, model, crossbar, digital=False):
         tracer = _Tracer()
         (self.input_key,), self.output_key = tracer.trace(model)
         self.nodes = tracer.nodes
@@ -307,6 +311,9 @@ class Graph:
         for node in self.nodes:
             for key in node.inputs:
                 consumers.setdefault(key, []).append(node)
+        for node in self.nodes:
+            if isinstance(node.rule, LinearRule):
+                node.rule.digital = digital
         self._skip_output_activation()
         if crossbar.fold_batchnorm:
             self._fold_batchnorm(consumers)
@@ -405,12 +412,14 @@ class Graph:
     def run_moments(self, x, ctx, record=None):
         """Moments forward; with ``ctx.saved`` a dict, also the states a reverse pass needs.
 
-        With the `"max_mean"` pooling rule and no reverse pass, a ReLU that only feeds a max
-        pool runs after it (`_relus_before_max_pools`); `record` still gets its true output.
+        With the `"max_mean"` pooling rule, a ReLU that only feeds a max pool runs after it
+        (`_relus_before_max_pools`; the reverse pass applies its slope before routing the
+        pool's cotangent); `record` still gets its true output.
         """
         x = ops.convert_to_tensor(x)
         env = {self.input_key: Moments(x, ops.zeros_like(x), exact=True)}
-        pool_first = self._pool_first if ctx.maxpool == "max_mean" and ctx.saved is None else {}
+        pool_first = self._pool_first if ctx.maxpool == "max_mean" else {}
+        ctx.pool_first = pool_first
         relu_after = set(pool_first.values())
         for node in self.nodes:
             inputs = [env[k] for k in node.inputs]
@@ -442,12 +451,38 @@ class Graph:
         weight noise of every mapped layer adds, ``(B, O, O)`` with O the output size."""
         out_shape = tuple(output_mean.shape[1:])
         num = int(np.prod(out_shape))
-        ctx.num_outputs = num
-        ctx.output_cov, ctx.contributions = None, {}
         seed = ops.reshape(ops.eye(num, dtype=output_mean.dtype), (num, 1) + out_shape)
         seed = seed * ops.expand_dims(ops.ones_like(output_mean), 0)  # (O, B, ...)
-        cotangents = {self.output_key: ops.reshape(seed, (-1,) + out_shape)}
+        ctx.probe = False
+        cov = self._reverse(ops.reshape(seed, (-1,) + out_shape), num, ctx)
+        if cov is None:
+            flat = ops.reshape(ops.zeros_like(output_mean), (-1, num, 1))
+            return flat * ops.zeros((1, 1, num), dtype=output_mean.dtype)
+        return cov
+
+    def run_probe(self, output_mean, ctx, probes, seed):
+        """Reverse pass after `run_moments` with ``ctx.saved``, seeded with `probes` Rademacher
+        output probes per example: ``(B, probes)`` weighted squared gradient norms, each an
+        unbiased estimate of the example's total output variance (`"probe"` mode)."""
+        out_shape = tuple(output_mean.shape[1:])
+        shape = (probes,) + tuple(ops.shape(output_mean))
+        signs = keras.random.randint(shape, 0, 2, seed=seed, dtype="int32")
+        signs = ops.cast(2 * signs - 1, output_mean.dtype)
+        ctx.probe = True
+        energy = self._reverse(ops.reshape(signs, (-1,) + out_shape), probes, ctx)
+        if energy is None:  # no mapped layer: no noise
+            first = ops.reshape(output_mean, (ops.shape(output_mean)[0], -1))[:, :1]
+            return ops.zeros_like(first) * ops.zeros((1, probes), dtype=output_mean.dtype)
+        return energy
+
+    def _reverse(self, seed, num, ctx):
+        """Carries the ``(num * B, ...)`` output cotangents `seed` back through the graph; the
+        rules of mapped layers and ReLUs add into ``ctx.output_cov`` (returned)."""
+        ctx.num_outputs = num
+        ctx.output_cov, ctx.contributions = None, {}
+        cotangents = {self.output_key: seed}
         noisy = self._noisy_keys()
+        relu_after = set(ctx.pool_first.values())
         for node in reversed(self.nodes):
             g = cotangents.pop(node.output, None)
             if g is None:
@@ -456,11 +491,13 @@ class Graph:
             ctx.need = [key in noisy for key in node.inputs]
             if not (node.rule.mapped or any(ctx.need)):
                 continue
-            for key, cot in zip(node.inputs, node.rule.adjoint(g, ctx.saved[node.key], ctx)):
+            if node.key in relu_after:  # the ReLU moved after this pool: its slope first
+                g = relu_adjoint(g, ctx.saved[node.key], ctx)
+            ctx.skip_relu = node.key in ctx.pool_first
+            cots = node.rule.adjoint(g, ctx.saved[node.key], ctx)
+            ctx.skip_relu = False
+            for key, cot in zip(node.inputs, cots):
                 if cot is None or key not in noisy:
                     continue
                 cotangents[key] = cot if key not in cotangents else cotangents[key] + cot
-        if ctx.output_cov is None:
-            flat = ops.reshape(ops.zeros_like(output_mean), (-1, num, 1))
-            return flat * ops.zeros((1, 1, num), dtype=output_mean.dtype)
         return ctx.output_cov

@@ -7,6 +7,7 @@ their own digital fault model: the closed-form moments of the faulty stored weig
 rules give the MSE of bit flips, masking or stuck-at faults.
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -14,6 +15,7 @@ from tf_lanmax import faults
 from tf_lanmax.layers.base import FaultyKernelMixin
 from tf_lanmax.memse import adjoints
 from tf_lanmax.memse import moments as rules
+from tf_lanmax.memse.crossbar import Crossbar
 from tf_lanmax.memse.mirror_layers import (
     OUTPUT_ONLY_ACTIVATIONS,
     MirrorRule,
@@ -39,15 +41,19 @@ class LinearRule(MirrorRule):
         self.activation = check_activation(activation_name(op), op)
         self.output_only = self.activation in OUTPUT_ONLY_ACTIVATIONS
         self.bn = None
+        self.digital = False  # set by the graph for the "digital" mapping
 
     @property
     def faulty(self):
-        return isinstance(self.op, FaultyKernelMixin)
+        """Whether the layer keeps its digital faults (a faulty layer under the `"digital"`
+        mapping); otherwise its stored kernel is mapped onto the crossbar."""
+        return self.digital and isinstance(self.op, FaultyKernelMixin)
 
     def weights(self):
-        """Clean weights ``(W, b)`` of the stored kernel (BN folded when it is)."""
+        """Clean weights ``(W, b)`` of the stored kernel (BN folded when it is): a faulty
+        layer's deployed (quantised, fault-free) values, a plain layer's kernel."""
         layer = self.op
-        if self.faulty:
+        if isinstance(layer, FaultyKernelMixin):
             kernel = layer.stored_kernel()
         else:
             kernel = ops.convert_to_tensor(layer.kernel)
@@ -90,6 +96,47 @@ class LinearRule(MirrorRule):
         kernel, _ = self.weights()
         return ctx.crossbar.sample_kernels(kernel, ctx.gmax[self.op.name], draws, seed)
 
+    def flipout_ready(self, ctx):
+        """Whether this layer's noise is symmetric around a fixed kernel (the crossbar's
+        Gaussian noise around the quantised weight), so that per-example sign flips of one
+        draw give every example a draw of the same law (Flipout)."""
+        return not self.faulty and isinstance(ctx.crossbar, Crossbar)
+
+    def output_channels(self, kernel):
+        return kernel.shape[-1]
+
+    def flipout_draws(self, ctx, draws, examples, seed):
+        """`draws` kernel perturbations around the quantised kernel and random signs for
+        ``draws x examples`` examples, per input and per output channel (Flipout; Wen et
+        al., ICLR 2018): example n of draw d sees ``diag(s_in) dW_d diag(s_out)``, a draw of
+        the same law as ``dW_d``, uncorrelated with the other examples' perturbations."""
+        kernel, _ = self.weights()
+        mean = ctx.crossbar.quantize(kernel)
+        delta = ctx.crossbar.sample_kernels(kernel, ctx.gmax[self.op.name], draws, seed)
+        delta = delta - ops.expand_dims(mean, 0)
+
+        def signs(channels):
+            bits = keras.random.randint((draws * examples, channels), 0, 2, seed=seed)
+            return ops.cast(2 * bits - 1, kernel.dtype)
+
+        return {
+            "mean": mean,
+            "delta": delta,
+            "signs_in": signs(kernel.shape[-2]),
+            "signs_out": signs(self.output_channels(kernel)),
+        }
+
+    def _flipout(self, x, kernels):
+        spatial = (1,) * (len(x.shape) - 2)
+        signs_in = ops.reshape(kernels["signs_in"], (-1,) + spatial + (x.shape[-1],))
+        delta = kernels["delta"]
+        draws = delta.shape[0]
+        flipped = ops.reshape(x * signs_in, (draws, -1) + tuple(x.shape[1:]))
+        y = self.apply_draws(flipped, delta)
+        y = ops.reshape(y, (-1,) + tuple(y.shape[2:]))
+        signs_out = ops.reshape(kernels["signs_out"], (-1,) + spatial + (y.shape[-1],))
+        return self.apply(x, kernels["mean"]) + y * signs_out
+
     # -- per layer type -----------------------------------------------------------------------
 
     def apply(self, x, kernel):
@@ -105,6 +152,11 @@ class LinearRule(MirrorRule):
         raise NotImplementedError
 
     def noise_covariance(self, state, g, var_kernel, ctx):
+        raise NotImplementedError
+
+    def noise_energy(self, state, g, var_kernel, ctx):
+        """``(B, P)``: per example and probe, the weight noise's weighted squared gradient
+        norm (`adjoints.weight_noise_energy`)."""
         raise NotImplementedError
 
     # -- the four evaluations --------------------------------------------------------------
@@ -128,6 +180,8 @@ class LinearRule(MirrorRule):
 
     def sample(self, values, node, ctx):
         kernels = ctx.kernels[node.key]
+        if isinstance(kernels, dict):  # per-example noise by sign flips
+            return self._activate(self._flipout(values[0], kernels), self.weights()[1])
         draws = kernels.shape[0]
         x = ops.reshape(values[0], (draws, -1) + tuple(values[0].shape[1:]))
         y = self.apply_draws(x, kernels)
@@ -135,12 +189,16 @@ class LinearRule(MirrorRule):
         return self._activate(y, self.weights()[1])
 
     def adjoint(self, g, saved, ctx):
-        if self.activation == "relu":
+        if self.activation == "relu" and not ctx.skip_relu:
             g = relu_adjoint(g, saved, ctx)
         state = saved["inputs"][0]
-        cov = self.noise_covariance(state, g, saved["var_kernel"], ctx)
-        ctx.output_cov = cov if ctx.output_cov is None else ctx.output_cov + cov
-        diagonal = ops.diagonal(cov, axis1=-2, axis2=-1)
+        if ctx.probe:
+            diagonal = self.noise_energy(state, g, saved["var_kernel"], ctx)
+            ctx.add_output_variance(diagonal)
+        else:
+            cov = self.noise_covariance(state, g, saved["var_kernel"], ctx)
+            ctx.output_cov = cov if ctx.output_cov is None else ctx.output_cov + cov
+            diagonal = ops.diagonal(cov, axis1=-2, axis2=-1)
         previous = ctx.contributions.get(self.op.name)
         ctx.contributions[self.op.name] = diagonal if previous is None else previous + diagonal
         if not ctx.need[0]:
@@ -184,6 +242,14 @@ class DenseRule(LinearRule):
         g = ops.reshape(g, (-1, positions, g.shape[-1]))
         return adjoints.weight_noise_covariance(patches, patch_var, g, var_kernel, ctx.num_outputs)
 
+    def noise_energy(self, state, g, var_kernel, ctx):
+        features = state.mean.shape[-1]
+        positions = int(np.prod(state.mean.shape[1:-1]))
+        patches = ops.reshape(state.mean, (-1, positions, features))
+        patch_var = None if state.exact else ops.reshape(state.var, (-1, positions, features))
+        g = ops.reshape(g, (-1, positions, g.shape[-1]))
+        return adjoints.weight_noise_energy(patches, patch_var, g, var_kernel, ctx.num_outputs)
+
 
 class ConvRule(LinearRule):
     def __init__(self, op):
@@ -221,16 +287,49 @@ class ConvRule(LinearRule):
             g, mean_kernel, input_shape, self.op.strides, self.op.padding, self.op.dilation_rate
         )
 
-    def noise_covariance(self, state, g, var_kernel, ctx):
+    def _patch_arguments(self, state, g, var_kernel):
         patches = self._patches(state.mean)
         patch_var = None if state.exact else self._patches(state.var)
         g = ops.reshape(g, (-1, patches.shape[1], g.shape[-1]))
         if len(var_kernel.shape) == len(self.op.kernel.shape):
             var_kernel = ops.reshape(var_kernel, (-1, var_kernel.shape[-1]))
-        return adjoints.weight_noise_covariance(patches, patch_var, g, var_kernel, ctx.num_outputs)
+        return patches, patch_var, g, var_kernel
+
+    def noise_covariance(self, state, g, var_kernel, ctx):
+        args = self._patch_arguments(state, g, var_kernel)
+        return adjoints.weight_noise_covariance(*args, ctx.num_outputs)
+
+    def noise_energy(self, state, g, var_kernel, ctx):
+        patches = self._patches(state.mean)
+        flat_g = ops.reshape(g, (-1, patches.shape[1], g.shape[-1]))
+        flat_var = var_kernel
+        if len(var_kernel.shape) == len(self.op.kernel.shape):
+            flat_var = ops.reshape(var_kernel, (-1, var_kernel.shape[-1]))
+        energy = adjoints.weight_noise_energy(patches, None, flat_g, flat_var, ctx.num_outputs)
+        if state.exact:
+            return energy
+        # Second order, sum_(t,c) g_tc^2 sum_k S^2_kc v_tk: one convolution of the input
+        # variance with S^2, not the variance's patches.
+        noise = ops.reshape(
+            self._input_noise(state.var, var_kernel), (1, -1) + tuple(flat_g.shape[1:])
+        )
+        per = ops.reshape(flat_g, (ctx.num_outputs, -1) + tuple(flat_g.shape[1:]))
+        return energy + ops.transpose(ops.sum(ops.square(per) * noise, axis=(2, 3)))
+
+    def _input_noise(self, var, var_kernel):
+        """``conv(v, S^2)``: the variance the weight noise adds on the input's variance."""
+        kernel_shape = tuple(self.op.kernel.shape)
+        if len(var_kernel.shape) == len(kernel_shape):
+            return ops.conv(var, var_kernel, **self._conv_args())
+        window = ops.ones(kernel_shape[:-2] + (1, 1), dtype=var.dtype)
+        box = ops.conv(ops.sum(var, axis=-1, keepdims=True), window, **self._conv_args())
+        return box * var_kernel * ops.ones(kernel_shape[-1:], dtype=var.dtype)
 
 
 class DepthwiseConvRule(ConvRule):
+    def output_channels(self, kernel):
+        return kernel.shape[-2] * kernel.shape[-1]
+
     def _fold_shape(self, scale, kernel):
         return ops.reshape(scale, tuple(kernel.shape[-2:]))
 
@@ -256,12 +355,18 @@ class DepthwiseConvRule(ConvRule):
         positions = int(np.prod(stacked.shape[1:-2]))
         return ops.reshape(stacked, (-1, positions) + tuple(stacked.shape[-2:]))
 
-    def noise_covariance(self, state, g, var_kernel, ctx):
+    def _patch_arguments(self, state, g, var_kernel):
         patches, patch_var = self._taps(state.mean), self._taps(state.var)
         g = ops.reshape(g, (-1, patches.shape[1], g.shape[-1]))
         kernel_shape = tuple(self.op.kernel.shape)
         if len(var_kernel.shape) == len(kernel_shape):
             var_kernel = ops.reshape(var_kernel, (-1,) + kernel_shape[-2:])
-        return adjoints.depthwise_noise_covariance(
-            patches, patch_var, g, var_kernel, ctx.num_outputs, kernel_shape[-1]
-        )
+        return patches, patch_var, g, var_kernel
+
+    def noise_covariance(self, state, g, var_kernel, ctx):
+        args = self._patch_arguments(state, g, var_kernel)
+        return adjoints.depthwise_noise_covariance(*args, ctx.num_outputs, self.op.kernel.shape[-1])
+
+    def noise_energy(self, state, g, var_kernel, ctx):
+        args = self._patch_arguments(state, g, var_kernel)
+        return adjoints.depthwise_noise_energy(*args, ctx.num_outputs, self.op.kernel.shape[-1])

@@ -1,21 +1,38 @@
 """`MemSE`: a moment-propagating mirror of a Keras model mapped onto noisy memory."""
 
 import re
+import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
-from tf_lanmax._validation import check_int, check_one_of
-from tf_lanmax.layers import deployment_model, faulty_layers
+from tf_lanmax._validation import check_bool, check_int, check_one_of
 from tf_lanmax.memse import moments as rules
 from tf_lanmax.memse.crossbar import Crossbar
-from tf_lanmax.memse.device_mapping import DeviceMapping, as_crossbar
+from tf_lanmax.memse.device_mapping import as_crossbar
 from tf_lanmax.memse.graph import Graph, _Handle
 from tf_lanmax.memse.mirror_layers import Context, Moments
 
-COV_MODES = ("diagonal", "full", "jacobian")
+COV_MODES = ("probe", "diagonal", "full", "jacobian")
+MAPPINGS = ("crossbar", "digital")
 REDUCTIONS = ("mean", "max")
+
+
+def spread_over_outputs(total, var):
+    """Spreads each example's total output variance ``(B,)`` over its outputs in the
+    proportions of the diagonal rules' variances `var` (evenly where those are all 0).
+
+    >>> var = spread_over_outputs(ops.convert_to_tensor([6.0]), ops.convert_to_tensor([[1.0, 2.0]]))
+    >>> ops.convert_to_numpy(var).tolist()
+    [[2.0, 4.0]]
+    """
+    outputs = int(np.prod(var.shape[1:]))
+    flat = ops.reshape(var, (-1, outputs))
+    sums = ops.sum(flat, axis=-1, keepdims=True)
+    positive = ops.greater(sums, 0.0)
+    share = ops.where(positive, flat / ops.where(positive, sums, 1.0), 1.0 / outputs)
+    return ops.reshape(ops.expand_dims(total, -1) * share, ops.shape(var))
 
 
 def _variable_name(name):
@@ -39,23 +56,41 @@ class MemSE(keras.layers.Layer):
     Args:
         model: a built Sequential or Functional `keras.Model` with one input and one output.
         crossbar: a `Crossbar` (MemSE's additive noise with quantisation), a `DeviceMapping`,
-            or a `tl.analog` device or preset name (read at `t_inference`). With an analog
-            device, faulty layers are mapped with their deployed (stored) weights: the mirror
-            walks `tl.layers.deployment_model(model)`, a snapshot of the stored values.
+            or a `tl.analog` device or preset name (read at `t_inference`).
             Defaults to `Crossbar()`.
-        cov_mode: how correlations are kept. `"diagonal"`: per-unit variances only (the
-            MemSE rules; fast, but blind to the correlation that weight sharing creates across
+        cov_mode: how correlations are kept. `"probe"` (default): means and variances forward
+            as in `"diagonal"`, then ONE reverse pass seeded with a random +-1 (Rademacher)
+            output probe per example; every mapped layer's per-example weighted squared
+            gradient norm ``sum_w S^2_w (d (u . z) / d w)^2`` is, in expectation over the
+            probe, the output variance that its weight noise adds, all correlations included
+            (weight sharing, residual branches, pooling). It estimates each example's total
+            output variance (spread over the outputs in the proportions of the diagonal
+            rules); the batch mean has a relative spread of a few percent per
+            ``sqrt(batch x probes)``. `"jacobian"`: the same reverse pass with one cotangent
+            per output, the exact first-order output covariance per example (about one
+            backward pass per output). `"diagonal"`: per-unit variances only (the MemSE
+            rules; fast, but blind to the correlation that weight sharing creates across
             the positions of a convolution, so it under-estimates the MSE of CNNs whose later
             layers pool or sum over positions). `"full"`: the full covariance through flat
             activations (Dense layers and what follows a Flatten; convolutions stay
-            diagonal). `"jacobian"`: means and variances forward as in `"diagonal"`, then one
-            reverse pass with a cotangent per output gives the exact first-order output
-            covariance of every layer's weight noise, all correlations included (weight
-            sharing, residual branches, pooling); it costs about one backward pass per
-            output. Defaults to `"diagonal"`.
+            diagonal). Defaults to `"probe"`.
         maxpool: max-pooling rule, `"max_mean"` or `"clark"`. Defaults to `"max_mean"`.
         t_inference: seconds after programming, with a `tl.analog` device as `crossbar`; None
             is 1 s. Defaults to `None`.
+        probes: Rademacher probes per example in `"probe"` mode, >= 1 (the estimate's spread
+            falls as ``1 / sqrt(probes)``). Defaults to `1`.
+        seed: seed of the probes; the same seed and inputs give the same estimate.
+            Defaults to `0`.
+        batch_size: examples per pass of `mse`, `summary` and `monte_carlo` (the peak
+            memory is that of one chunk). Defaults to `128`.
+        verbose: show a `keras.utils.Progbar` over the chunks of `mse` and `summary`.
+            Defaults to `False`.
+        mapping: where the faulty layers of `tf_lanmax.layers` go. `"crossbar"`: on the
+            crossbar like every Dense / convolution, with their deployed weights (the stored
+            +-1 or fixed-point values, read live; their bit-fault rates play no part).
+            `"digital"`: they keep their digital faults (closed-form moments of the faulty
+            stored weights; no Gmax), plain layers going on the crossbar.
+            Defaults to `"crossbar"`.
         **kwargs: `keras.layers.Layer` arguments (`name`, ...).
 
     Example:
@@ -71,28 +106,35 @@ class MemSE(keras.layers.Layer):
         self,
         model,
         crossbar=None,
-        cov_mode="diagonal",
+        cov_mode="probe",
         maxpool="max_mean",
         t_inference=None,
+        probes=1,
+        seed=0,
+        batch_size=128,
+        verbose=False,
+        mapping="crossbar",
         **kwargs,
     ):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         crossbar = as_crossbar(Crossbar() if crossbar is None else crossbar, t_inference)
-        if isinstance(crossbar, DeviceMapping) and faulty_layers(model):
-            deployed = deployment_model(model)
-            if deployed is None:
-                raise ValueError(
-                    f"Model '{model.name}' has faulty layers and is subclassed: an analog device "
-                    "holds their deployed (stored) weights, which needs a Sequential or "
-                    "Functional model (tl.layers.deployment_model)."
-                )
-            model = deployed
+        self.mapping = check_one_of("mapping", mapping, MAPPINGS)
         self.crossbar = crossbar
         self.cov_mode = check_one_of("cov_mode", cov_mode, COV_MODES)
+        self.probes = check_int("probes", probes, low=1)
+        if self.probes != 1 and self.cov_mode != "probe":
+            warnings.warn(
+                f"`probes={probes}` has no effect with cov_mode={cov_mode!r}; it applies to "
+                "cov_mode='probe' only.",
+                stacklevel=2,
+            )
+        self.seed = check_int("seed", seed, low=0)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.verbose = check_bool("verbose", verbose)
         self.maxpool = check_one_of("maxpool", maxpool, rules.MAXPOOL_RULES)
         self._model = _Handle(model)
-        self.graph = Graph(model, crossbar)
+        self.graph = Graph(model, crossbar, digital=self.mapping == "digital")
         self.gmax = {
             name: self.add_weight(
                 shape=(),
@@ -150,8 +192,8 @@ class MemSE(keras.layers.Layer):
         state = self.moments(inputs)
         return state.mean, state.var
 
-    def moments(self, x, gmax=None, power=None, record=None, contributions=None):
-        """The output `Moments` of the batch `x`.
+    def moments(self, x, *, gmax=None, power=None, record=None, contributions=None, seed=None):
+        """The output `Moments` of the batch `x` (one pass, no chunking).
 
         Args:
             x: a batch of inputs.
@@ -161,19 +203,30 @@ class MemSE(keras.layers.Layer):
                 Defaults to `None`.
             record: optional dict filled with every node's (forward, diagonal) `Moments`.
                 Defaults to `None`.
-            contributions: optional dict filled, in `"jacobian"` mode, with {layer name:
-                ``(batch, outputs)`` output variance due to that layer's weight noise}.
-                Defaults to `None`.
+            contributions: optional dict filled, in `"jacobian"` and `"probe"` modes, with
+                {layer name: ``(batch, outputs)`` output variance due to that layer's weight
+                noise} (in `"probe"` mode, each example's estimate spread evenly over the
+                outputs). Defaults to `None`.
+            seed: seed of the probes (`"probe"` mode). Defaults to `None` (the mirror's).
 
         Returns:
             `Moments(mean, var, cov)`; `cov` is ``(batch, n, n)`` in `"full"` mode (flat
             outputs) and `"jacobian"` mode, else None.
         """
         ctx = self._context(gmax, power)
-        if self.cov_mode != "jacobian":
+        if self.cov_mode not in ("jacobian", "probe"):
             return self.graph.run_moments(x, ctx, record)
         ctx.saved = {}
         state = self.graph.run_moments(x, ctx, record)
+        if self.cov_mode == "probe":
+            seed = self.seed if seed is None else check_int("seed", seed, low=0)
+            energy = self.graph.run_probe(state.mean, ctx, self.probes, seed)  # (B, P)
+            if contributions is not None:
+                outputs = int(np.prod(state.mean.shape[1:]))
+                even = ops.ones((1, outputs), dtype=state.mean.dtype) / outputs
+                for name, value in ctx.contributions.items():
+                    contributions[name] = ops.mean(value, axis=-1, keepdims=True) * even
+            return Moments(state.mean, spread_over_outputs(ops.mean(energy, axis=-1), state.var))
         cov = self.graph.run_adjoint(state.mean, ctx)
         var = ops.reshape(ops.diagonal(cov, axis1=-2, axis2=-1), ops.shape(state.mean))
         if contributions is not None:
@@ -185,14 +238,41 @@ class MemSE(keras.layers.Layer):
         return self.graph.run_values(x, self._context(), "clean", record)
 
     def covariance(self, x):
-        """Output covariance ``(batch, n, n)`` (diagonal in `"diagonal"` mode)."""
+        """Output covariance ``(batch, n, n)`` (diagonal in `"diagonal"` and `"probe"` modes)."""
         state = self.moments(x)
         return state.cov if state.cov is not None else rules.diagonal_covariance(state.var)
 
-    def mse(self, x, gmax=None):
-        """Predicted MSE per sample and output, ``Var + (E - z)^2``: ``(batch, outputs)``."""
-        state = self.moments(x, gmax)
+    def _mse_batch(self, x, gmax=None, seed=None):
+        state = self.moments(x, gmax=gmax, seed=seed)
         return state.var + ops.square(state.mean - self.clean(x))
+
+    def chunks(self, count, batch_size=None):
+        """``(start, stop, seed)`` of the chunks of `count` examples that `mse` and `summary`
+        evaluate one at a time (`batch_size` None: the mirror's); chunk 0 uses the mirror's
+        seed, the others seeds derived from it."""
+        batch_size = batch_size or self.batch_size
+        for index, start in enumerate(range(0, count, batch_size)):
+            seed = self.seed
+            if index:
+                seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0] >> 1)
+            yield start, min(start + batch_size, count), seed
+
+    def mse(self, x, gmax=None):
+        """Predicted MSE per sample and output, ``Var + (E - z)^2``: ``(batch, outputs)``.
+
+        Inputs of known length run in chunks of `batch_size` examples (with a progress bar
+        when `verbose`), so the peak memory is that of one chunk.
+        """
+        count = x.shape[0] if hasattr(x, "shape") else len(x)
+        if not isinstance(count, int) or count <= self.batch_size:
+            return self._mse_batch(x, gmax)
+        progress = keras.utils.Progbar(count, unit_name="example") if self.verbose else None
+        parts = []
+        for start, stop, seed in self.chunks(count):
+            parts.append(self._mse_batch(x[start:stop], gmax, seed))
+            if progress is not None:
+                progress.update(stop)
+        return ops.concatenate(parts, axis=0)
 
     def penalty(self, x, reduction="mean", gmax=None):
         """Scalar predicted MSE on a batch, differentiable in the model's weights and Gmax.
@@ -205,7 +285,7 @@ class MemSE(keras.layers.Layer):
             gmax: optional {name: tensor} overriding the Gmax variables. Defaults to `None`.
         """
         check_one_of("reduction", reduction, REDUCTIONS)
-        mse = self.mse(x, gmax)
+        mse = self._mse_batch(x, gmax)
         if reduction == "max":
             return ops.mean(ops.max(mse, axis=-1))
         return ops.mean(mse)
@@ -222,7 +302,7 @@ class MemSE(keras.layers.Layer):
         total = sum(d + t for d, t in layers.values()) if layers else ops.zeros(())
         return total, layers
 
-    def summary(self, x, batch_size=256):
+    def summary(self, x, batch_size=None):
         """Predicted MSE, its variance/bias split and per-layer values, averaged over `x`.
 
         Per layer, the MSE of that layer's output against the clean network's (mean over
@@ -232,19 +312,23 @@ class MemSE(keras.layers.Layer):
 
         Args:
             x: inputs (array-like).
-            batch_size: samples per pass. Defaults to `256`.
+            batch_size: samples per pass. Defaults to `None` (the mirror's `batch_size`).
 
         Returns:
             A JSON-ready dict.
         """
-        batch_size = check_int("batch_size", batch_size, low=1)
+        if batch_size is not None:
+            batch_size = check_int("batch_size", batch_size, low=1)
         x = np.asarray(x)
         sums, per_output, power_sums, contrib_sums, count = {}, 0.0, {}, {}, 0
         output_key = next(n.key for n in self.graph.nodes if n.output == self.graph.output_key)
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size]
+        progress = keras.utils.Progbar(len(x), unit_name="example") if self.verbose else None
+        for start, stop, seed in self.chunks(len(x), batch_size):
+            xb = x[start:stop]
             analytic, clean, power, contrib = {}, {}, {}, {}
-            analytic[output_key] = self.moments(xb, None, power, analytic, contrib)
+            analytic[output_key] = self.moments(
+                xb, power=power, record=analytic, contributions=contrib, seed=seed
+            )
             self.clean(xb, record=clean)
             for name, value in contrib.items():
                 row = contrib_sums.setdefault(name, np.zeros(1))
@@ -261,6 +345,8 @@ class MemSE(keras.layers.Layer):
                 row = power_sums.setdefault(name, np.zeros(2))
                 row += [float(ops.convert_to_numpy(ops.sum(d))) for d in (device, tia)]
             count += n
+            if progress is not None:
+                progress.update(stop)
         layers = {
             key: {"mse": (v + b) / count, "variance": v / count, "bias2": b / count}
             for key, (v, b) in sums.items()

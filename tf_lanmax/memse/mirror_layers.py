@@ -55,10 +55,21 @@ class Context:
         self.contributions = {}
         self.need = ()
         self.skip_relu = False  # set by the graph when the ReLU runs after a max pool
+        self.probe = False  # the reverse pass carries probes: accumulate (B, P) energies
+        self.pool_first = {}  # {ReLU node key: max-pool node key} moved after the pool
 
     def save(self, **values):
         if self.saved is not None:
             self.saved.setdefault(self.node_key, {}).update(values)
+
+    def add_output_variance(self, diagonal):
+        """Adds a ``(B, O)`` contribution on the diagonal of the output covariance (jacobian
+        mode) or to the ``(B, P)`` per-probe energies (probe mode)."""
+        if not self.probe:
+            diagonal = ops.expand_dims(diagonal, -1) * ops.eye(
+                diagonal.shape[-1], dtype=diagonal.dtype
+            )
+        self.output_cov = diagonal if self.output_cov is None else self.output_cov + diagonal
 
 
 def activation_name(layer):
@@ -138,8 +149,7 @@ def relu_adjoint(g, saved, ctx):
     per = ops.reshape(g, (num, -1, units))  # (O, B, U)
     # Second order: added on the diagonal of the output covariance only.
     diagonal = ops.transpose(ops.sum(ops.square(per) * ops.reshape(residual, (-1, units)), -1))
-    cov = ops.expand_dims(diagonal, -1) * ops.eye(num, dtype=diagonal.dtype)
-    ctx.output_cov = cov if ctx.output_cov is None else ctx.output_cov + cov
+    ctx.add_output_variance(diagonal)
     return scale_cotangent(g, saved["relu_slope"], num)
 
 
@@ -213,7 +223,7 @@ class ReLURule(MirrorRule):
         return inputs[0] if ctx.skip_relu else relu_state(inputs[0], ctx)
 
     def adjoint(self, g, saved, ctx):
-        return [relu_adjoint(g, saved, ctx)]
+        return [g] if ctx.skip_relu else [relu_adjoint(g, saved, ctx)]
 
 
 class ActivationRule(ReLURule):

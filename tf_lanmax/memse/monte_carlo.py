@@ -2,7 +2,9 @@
 
 Each draw programs every mapped layer once (crossbar noise from `Crossbar.sample_kernels`,
 digital faults from the faulty layer's own fault model) and evaluates all samples with those
-weights. Draws are vectorised: a chunk of D draws runs as one batch of ``D x B`` samples, the
+weights: one chip per draw. With `per_example=True` every example gets its own noise (Flipout
+sign flips, or independent kernels), which estimates the expected MSE in far fewer draws.
+Draws are vectorised: a chunk of D draws runs as one batch of ``D x B`` samples, the
 deterministic layers being the model's own Keras layers, in one compiled function
 (`tf.function` / `jax.jit`, fed the model's variables statelessly). The per-draw MSE (mean over
 samples and outputs) is i.i.d. across draws, so its Student-t interval is the confidence
@@ -20,7 +22,7 @@ from keras import ops
 from scipy import stats
 
 from tf_lanmax._compile import compile_function
-from tf_lanmax._validation import check_int, check_positive, check_probability
+from tf_lanmax._validation import check_bool, check_int, check_positive, check_probability
 from tf_lanmax.memse.mirror import MemSE
 
 # Floats of the largest activation a chunk of draws may hold at once (~128 MB in float32).
@@ -63,6 +65,20 @@ def _sampled_pass(mirror, compiled, cache):
     return _PASS_CACHE[key][1:]
 
 
+def _per_example_kernels(mirror, ctx, draws, examples, seed):
+    """{node key: kernels} giving each of the ``draws x examples`` tiled examples its own
+    noise: Flipout sign flips where the layer's noise allows (`LinearRule.flipout_ready`),
+    else one independent kernel per example (the sampled pass then runs batches of one)."""
+    kernels = {}
+    for node in mirror.graph.mapped_nodes:
+        rule = node.rule
+        if rule.flipout_ready(ctx):
+            kernels[node.key] = rule.flipout_draws(ctx, draws, examples, seed)
+        else:
+            kernels[node.key] = rule.sample_kernels(ctx, draws * examples, seed)
+    return kernels
+
+
 @dataclasses.dataclass(frozen=True)
 class MonteCarloResult:
     """Sampled MSE against the clean network, with its confidence interval over draws.
@@ -80,6 +96,10 @@ class MonteCarloResult:
         output_mean: ``(samples, outputs)`` mean of the noisy outputs over draws.
         output_var: ``(samples, outputs)`` variance of the noisy outputs over draws (n - 1).
         seconds: wall time of the draws.
+        agreement: fraction of samples whose noisy arg-max output is the clean one (mean
+            over draws): one minus the accuracy lost against the clean network's own
+            predictions. NaN for a single output.
+        per_example: whether the noise was drawn per example (else once per draw).
     """
 
     mse: float
@@ -94,6 +114,8 @@ class MonteCarloResult:
     output_mean: np.ndarray
     output_var: np.ndarray
     seconds: float
+    agreement: float = float("nan")
+    per_example: bool = False
 
     @property
     def relative_half_width(self):
@@ -110,6 +132,8 @@ class MonteCarloResult:
             "confidence": self.confidence,
             "per_output_mse": self.per_output_mse.tolist(),
             "seconds": self.seconds,
+            "agreement": self.agreement,
+            "per_example": self.per_example,
         }
         if arrays:
             out["per_draw"] = self.per_draw.tolist()
@@ -144,6 +168,8 @@ def monte_carlo(
     rel_half_width=None,
     min_draws=10,
     compiled=True,
+    per_example=False,
+    verbose=False,
 ):
     """Samples the MSE of a model on noisy memory against its clean output.
 
@@ -156,7 +182,9 @@ def monte_carlo(
             Defaults to `1000`.
         batch_draws: draws evaluated together. Defaults to `None` (as many as fit ~128 MB of
             activations).
-        batch_size: samples per pass. Defaults to `None` (all).
+        batch_size: samples per pass; the peak memory is that of one pass of
+            ``batch_draws x batch_size`` samples. Defaults to `None` (the mirror's
+            `batch_size`, 128 unless set).
         seed: seed of the draws. Defaults to `0`.
         confidence: coverage of the intervals. Defaults to `0.95`.
         rel_half_width: stop once the interval's half-width is below this fraction of the MSE
@@ -164,6 +192,15 @@ def monte_carlo(
         min_draws: fewest draws before stopping early. Defaults to `10`.
         compiled: run each chunk's sampled pass as one compiled function (`tf.function` /
             `jax.jit`; about 3x faster on CPU). Same draws either way. Defaults to `True`.
+        per_example: draw the noise per example instead of once per draw for the whole
+            batch. Shared draws (False) are chips: their spread across draws is the
+            chip-to-chip spread. Per-example draws estimate the expected MSE with far fewer
+            passes: crossbar-mapped layers use Flipout (one Gaussian perturbation per draw,
+            random per-example signs per input and output channel, about twice a forward
+            pass; every example sees a perturbation of the very same law), layers whose noise
+            is not symmetric (digital faults, `tl.analog` devices) get an independent kernel
+            per example (exact but slow for convolutions). Defaults to `False`.
+        verbose: show a `keras.utils.Progbar` over the draws. Defaults to `False`.
 
     Returns:
         A `MonteCarloResult`.
@@ -192,9 +229,14 @@ def monte_carlo(
     min_draws = check_int("min_draws", min_draws, low=2)
     if rel_half_width is not None:
         rel_half_width = check_positive("rel_half_width", rel_half_width)
-    batch_size = len(x) if batch_size is None else check_int("batch_size", batch_size, low=1)
+    per_example = check_bool("per_example", per_example)
+    verbose = check_bool("verbose", verbose)
+    if batch_size is None:
+        batch_size = mirror.batch_size
+    batch_size = check_int("batch_size", batch_size, low=1)
     batches = [x[i : i + batch_size] for i in range(0, len(x), batch_size)]
     clean = [ops.reshape(mirror.clean(xb), (len(xb), -1)) for xb in batches]
+    outputs_count = int(clean[0].shape[-1])
     if batch_draws is None:
         widest = max(int(np.prod(s[1:])) for s in mirror.graph.shapes.values())
         batch_draws = max(1, min(draws, _CHUNK_FLOATS // max(1, widest * len(batches[0]))))
@@ -205,22 +247,25 @@ def monte_carlo(
     generator = keras.random.SeedGenerator(seed)
     ctx = mirror._context()
     variables, run = _sampled_pass(mirror, bool(compiled), cache=mirror is model)
-    per_draw, sum_y, sum_y2, done = [], 0.0, 0.0, 0
+    per_draw, agreements, sum_y, sum_y2, done = [], [], 0.0, 0.0, 0
+    progress = keras.utils.Progbar(draws, unit_name="draw") if verbose else None
     start_time = time.perf_counter()
     while done < draws:
         d = min(batch_draws, draws - done)
-        kernels = {
-            node.key: node.rule.sample_kernels(ctx, d, generator)
-            for node in mirror.graph.mapped_nodes
-        }
-        width = d
-        if compiled and d < batch_draws:  # the last chunk: repeat draws to keep one trace
-            width = batch_draws
-            repeat = np.arange(width) % d
-            kernels = {key: ops.take(k, repeat, axis=0) for key, k in kernels.items()}
+        width = batch_draws if compiled else d  # the last chunk keeps the compiled shapes
+        if not per_example:
+            kernels = {
+                node.key: node.rule.sample_kernels(ctx, d, generator)
+                for node in mirror.graph.mapped_nodes
+            }
+            if width > d:  # repeat draws (discarded below)
+                repeat = np.arange(width) % d
+                kernels = {key: ops.take(k, repeat, axis=0) for key, k in kernels.items()}
         values = [v.value for v in variables]
-        errors, outputs = [], []
+        errors, outputs, agree = [], [], 0.0
         for xb, zb in zip(batches, clean, strict=True):
+            if per_example:
+                kernels = _per_example_kernels(mirror, ctx, width, len(xb), generator)
             tiled = ops.reshape(
                 ops.broadcast_to(ops.expand_dims(xb, 0), (width,) + xb.shape),
                 (-1,) + xb.shape[1:],
@@ -228,12 +273,17 @@ def monte_carlo(
             y = run(values, kernels, tiled)
             y = ops.reshape(y, (width,) + tuple(zb.shape))[:d]  # outputs flattened
             errors.append(ops.convert_to_numpy(ops.sum(ops.square(y - zb), axis=1)))
+            same = ops.equal(ops.argmax(y, axis=-1), ops.expand_dims(ops.argmax(zb, axis=-1), 0))
+            agree += float(ops.convert_to_numpy(ops.sum(ops.cast(same, "float32"))))
             outputs.append(ops.convert_to_numpy(y).astype(np.float64))
         per_draw.append(np.sum(errors, axis=0) / len(x))  # (d, outputs)
+        agreements.append(agree / len(x))
         y_all = np.concatenate(outputs, axis=1)
         sum_y = sum_y + y_all.sum(axis=0)
         sum_y2 = sum_y2 + (y_all**2).sum(axis=0)
         done += d
+        if progress is not None:
+            progress.update(done)
         if rel_half_width is not None and done >= min_draws:
             mse_k = np.concatenate(per_draw).mean(axis=1)
             mean, half, _ = t_interval(mse_k, confidence)
@@ -259,4 +309,6 @@ def monte_carlo(
         output_mean=output_mean,
         output_var=np.maximum(output_var, 0.0),
         seconds=seconds,
+        agreement=float(np.sum(agreements) / done) if outputs_count > 1 else float("nan"),
+        per_example=per_example,
     )

@@ -117,7 +117,7 @@ class _Problem:
 
     def evaluate(self, gmax, contributions=None):
         sink = {}
-        state = self.mirror.moments(self.x, gmax, power=sink, contributions=contributions)
+        state = self.mirror.moments(self.x, gmax=gmax, power=sink, contributions=contributions)
         power = sum(ops.mean(d) + ops.mean(t) for d, t in sink.values())
         return self.mse(state), power, sink
 
@@ -266,7 +266,7 @@ def optimize_gmax(
     learning_rate=0.02,
     penalty=100.0,
     objective="mean",
-    cov_mode="jacobian",
+    cov_mode="probe",
     max_samples=64,
     bounds=(1e-2, 1e3),
 ):
@@ -287,7 +287,7 @@ def optimize_gmax(
         objective: `"mean"` (MSE averaged over samples and outputs) or `"max"` (largest
             output MSE, averaged over samples, as the MemSE reference). Defaults to `"mean"`.
         cov_mode: the mirror's covariance mode when `model` is a Keras model.
-            Defaults to `"jacobian"` (the diagonal rules mis-rank the layers of a CNN).
+            Defaults to `"probe"` (the diagonal rules mis-rank the layers of a CNN).
         max_samples: calibration samples used. Defaults to `64`.
         bounds: allowed Gmax range. Defaults to `(1e-2, 1e3)`.
 
@@ -387,7 +387,7 @@ def mse_power_curve(model, crossbar=None, data=None, budgets=(), **kwargs):
         raise ValueError("`budgets` must hold at least one power budget. Received: budgets=()")
     mirror = model if isinstance(model, MemSE) else None
     if mirror is None:
-        mirror = MemSE(model, crossbar, cov_mode=kwargs.pop("cov_mode", "jacobian"))
+        mirror = MemSE(model, crossbar, cov_mode=kwargs.pop("cov_mode", "probe"))
     rows = []
     for budget in budgets:
         result = optimize_gmax(mirror, crossbar, data, budget, **kwargs)

@@ -26,7 +26,8 @@ class MemSEPenaltyModel(keras.Model):
         model: a built Sequential or Functional model (its weights are the ones trained).
         crossbar: the `Crossbar`. Defaults to `Crossbar()`.
         weight: the penalty's weight, > 0. Defaults to `1.0`.
-        cov_mode: the mirror's covariance mode. Defaults to `"diagonal"` (cheapest).
+        cov_mode: the mirror's covariance mode. Defaults to `"probe"` (one reverse pass,
+            weight sharing included; `"diagonal"` is cheaper but blind to it).
         reduction: `"mean"` or `"max"`. Defaults to `"mean"`.
         **kwargs: `keras.Model` arguments.
 
@@ -37,7 +38,7 @@ class MemSEPenaltyModel(keras.Model):
     """
 
     def __init__(
-        self, model, crossbar=None, weight=1.0, cov_mode="diagonal", reduction="mean", **kwargs
+        self, model, crossbar=None, weight=1.0, cov_mode="probe", reduction="mean", **kwargs
     ):
         super().__init__(**kwargs)
         if isinstance(model, dict):
