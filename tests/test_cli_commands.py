@@ -260,7 +260,7 @@ def test_export_prints_the_version_folder(commands):
     path = result.stdout.strip().splitlines()[-1]
     assert path == str(base / "1")
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
-    assert tl.export.load_metadata(path)["model_name"] == "binary_cnn"
+    assert tl.export.load_metadata(path)["model_name"] == "export"  # the --base_path folder
     assert sorted(os.listdir(base)) == ["1", "models.config"]
 
 
