@@ -121,7 +121,7 @@ def search_alphas(settings):
     """The alphas a search may take: `alphas`, a geometric grid for `grid`, or None (the range).
 
     Example:
-    >>> search_alphas(Settings(alpha_min=0.01, alpha_max=10.0, trials=4))
+    >>> [round(a, 6) for a in search_alphas(Settings(alpha_min=0.01, alpha_max=10.0, trials=4))]
     [0.01, 0.1, 1.0, 10.0]
     """
     if settings.alphas:
