@@ -12,7 +12,7 @@ TORCH_STAMP := $(VENV)/.torch-installed
 # `make test-jax` and `make test-torch` run; `make test` runs everything on TensorFlow.
 CORE := -m core
 
-.PHONY: demo test test-jax test-torch test-slow lint bench clean venv torch
+.PHONY: demo test test-jax test-torch test-slow test-wheel lint bench clean venv torch
 
 venv: $(STAMP)
 
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
-	# TF Serving's protos for warm-up requests; --no-deps: it declares full `tensorflow`.
+	# TF Serving's protos, for the tests that read warm-up requests back (writing them needs no
+	# extra package); --no-deps: it declares full `tensorflow`, which would replace tensorflow-cpu.
 	$(PY) -m pip install -q --no-deps "tensorflow-serving-api>=2.16"
 	rm -f $(VENV)/.installed-*
 	touch $@
@@ -51,6 +52,11 @@ test-torch: $(TORCH_STAMP)
 
 test-slow: $(TORCH_STAMP)  # the plain-PyTorch tutorial runs on torch
 	$(PY) -m pytest -q --run-slow -m slow
+
+# The wheel alone, installed with its `cpu` extra into a fresh venv, runs the demo and a tutorial.
+# Not in CI: the venv downloads TensorFlow unless pip's cache or PIP_FIND_LINKS has it (25 min).
+test-wheel: $(STAMP)
+	TF_LANMAX_WHEEL_TEST=1 $(PY) -m pytest -q -s --run-slow tests/test_wheel.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

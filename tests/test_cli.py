@@ -12,6 +12,7 @@ import pytest
 
 import tf_lanmax as tl
 from tf_lanmax.cli import demo
+from tf_lanmax.cli import main as cli
 
 DEMO_LAYERS = 4  # binary_cnn: two faulty Conv2D and two faulty Dense layers
 
@@ -55,7 +56,59 @@ def test_no_command_exits_2_with_the_allowed_ones():
 
 def test_unknown_flag_exits_2_with_one_line():
     line = _assert_one_line_error(_lanmax("demo", "--no_such_flag"))
-    assert "no_such_flag" in line
+    assert "--no_such_flag" in line
+
+
+def test_a_flag_of_another_command_exits_2_naming_it():
+    line = _assert_one_line_error(_lanmax("summary", "--epochs", "3", "--model_path=m.keras"))
+    assert "--epochs" in line and "summary" in line
+
+
+HEAVY = ("keras", "tensorflow", "jax", "torch")
+PROBE = """
+import sys
+from tf_lanmax.cli import main
+try:
+    main.run(["lanmax", *sys.argv[1:]])
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+print("LOADED", *sorted(m for m in {heavy} if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        *[
+            [c]
+            for c in (
+                "demo",
+                "train",
+                "tune",
+                "evaluate",
+                "sensitivity",
+                "memse",
+                "export",
+                "summary",
+            )
+        ],
+    ],
+)
+def test_help_imports_no_backend_and_logs_nothing(command):
+    # `--help` answers from the settings dataclasses and docstrings alone: no Keras, no
+    # TensorFlow / JAX / torch, hence none of their start-up log lines.
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.splitlines()[-1] == "LOADED"
+    assert "Flags:" in result.stdout if command else "Commands:" in result.stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,27 +120,19 @@ def test_unknown_flag_exits_2_with_one_line():
 def demo_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("demo")
     start = time.perf_counter()
-    report = demo.train_and_report(
-        str(run_dir),
-        "fashion_mnist_subset",
-        epochs=1,
-        batch_size=256,
-        fault_rate=1e-3,
-        draws=2,
-        seed=0,
-        alpha=1.0,
-        lanmax_epochs=2,
-        verbose=0,
-    )
+    settings = demo.Settings(epochs=1, batch_size=256, draws=2, lanmax_epochs=2)
+    assert cli.execute(demo, settings, str(run_dir)) == 0
     seconds = time.perf_counter() - start
-    print(f"\ndemo.train_and_report took {seconds:.1f} s")
-    return run_dir, report
+    print(f"\ndemo took {seconds:.1f} s")
+    with open(run_dir / "report.json") as f:
+        return run_dir, json.load(f)
 
 
 @pytest.mark.slow  # the shared run takes ~40-50 s on 2 busy cores
 def test_demo_writes_valid_report_json(demo_run):
     run_dir, report = demo_run
     assert sorted(os.listdir(run_dir)) == ["model.keras", "report.json"]  # no .tmp-* left
+    assert report["plots"] == []
     with open(run_dir / "report.json") as f:
         loaded = json.load(f)
     assert loaded["clean_test_accuracy"] == report["clean_test_accuracy"]

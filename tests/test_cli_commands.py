@@ -3,10 +3,11 @@
 Each command runs as a real subprocess (`python -m tf_lanmax ...`) on tiny settings: one `train`
 run (module fixture), whose model the other commands then use, all started at once because
 TensorFlow's start-up dominates on 2 busy cores; `tune` needs no model and starts before `train`.
-Flag validation (exit 2, one line) is checked in this process through the same parse-and-validate
-code, which is cheap, plus once for real.
+Flag validation (exit 2, one line) is checked in this process through the same parse code
+(`cli.parse` builds each command's settings), which is cheap, plus once for real.
 """
 
+import dataclasses
 import importlib
 import json
 import os
@@ -16,11 +17,10 @@ import sys
 import keras
 import numpy as np
 import pytest
-from absl import flags
 from helpers import finish
 
 import tf_lanmax as tl
-from tf_lanmax.cli import flags_common
+from tf_lanmax.cli import common, options
 from tf_lanmax.cli import main as cli
 
 # The subprocess runs include `export`, a TensorFlow SavedModel: this file runs on the TF leg.
@@ -260,15 +260,18 @@ def test_export_prints_the_version_folder(commands):
     path = result.stdout.strip().splitlines()[-1]
     assert path == str(base / "1")
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
-    assert tl.export.load_metadata(path)["model_name"] == "binary_cnn"
+    assert tl.export.load_metadata(path)["model_name"] == "export"  # the --base_path folder
     assert sorted(os.listdir(base)) == ["1", "models.config"]
 
 
 def test_export_to_an_existing_version_is_a_usage_error(commands):
     _ok(commands["results"]["export"])
     export = importlib.import_module("tf_lanmax.cli.export")
-    with pytest.raises(flags_common.UsageError, match="version"):
-        export.export(commands["model_path"], str(commands["dirs"]["export"]), version=1)
+    settings = export.Settings(
+        model_path=commands["model_path"], base_path=str(commands["dirs"]["export"]), version=1
+    )
+    with pytest.raises(common.UsageError, match="--version=1"):
+        export.run(settings)
 
 
 def test_summary_prints_the_energy_table(commands, trained):
@@ -396,26 +399,20 @@ def test_memse_power_budget_optimum_and_curve(commands):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def parsed_flags():
-    """Imports every command (as `lanmax` would one at a time) and resets the flags after."""
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"tf_lanmax.cli.{name}")
-    yield flags.FLAGS
-    flags.FLAGS.unparse_flags()
-
-
 def _exit_code(argv, capsys):
-    """Parses and validates `lanmax <argv>` as `cli.run` does, but never runs the command."""
+    """Parses `lanmax <argv>` (flags, then settings and their checks) as `cli.main` does, but
+    never runs the command."""
     try:
-        remaining = cli._parse_flags(["lanmax", *argv])
-    except SystemExit as error:
-        return error.code, capsys.readouterr().err
-    try:
-        cli.validate(remaining)
-    except flags_common.UsageError as error:
+        cli.parse(["lanmax", *argv])
+    except options.UsageError as error:
         return cli._fail(str(error)), capsys.readouterr().err
     return 0, capsys.readouterr().err
+
+
+def _execute(module, run_dir, **settings):
+    """Runs a command in this process as `lanmax` does (run, plot, show, report.json)."""
+    assert cli.execute(module, module.Settings(**settings), str(run_dir)) == 0
+    return _read_json(os.path.join(run_dir, "report.json"))
 
 
 @pytest.fixture
@@ -472,8 +469,8 @@ BAD = [
     (["tune", "--alphas=0.1,-1"], "--alphas", ["> 0", "-1"]),
     (["tune", "--alphas=0.1,x"], "--alphas", ["'x'"]),
     (["tune", "--alpha_min=0"], "--alpha_min", ["> 0"]),
-    (["tune", "--alpha_min=1", "--alpha_max=0.5"], "--alpha_max", ["--alpha_min=1", "0.5"]),
-    (["tune", "--trials=1"], "--trials", ["[2, inf]"]),  # a grid over the range needs 2 ends
+    (["tune", "--alpha_min=1", "--alpha_max=0.5"], "--alpha_max", ["0 < min < max", "0.5"]),
+    (["tune", "--trials=1"], "--trials", [">= 2"]),  # a grid over the range needs 2 ends
     (["tune", "--tuner=random", "--trials=0"], "--trials", ["[1, inf]"]),
     (["tune", "--tuner=hyperband", "--epochs=2"], "--epochs", ["hyperband", ">= 3"]),
     (["tune", "--objective=loss"], "--objective=loss", ["score", "energy"]),
@@ -488,7 +485,7 @@ BAD = [
     (["memse", "MODEL", "--mapping=analog"], "--mapping=analog", ["crossbar", "digital"]),
     (["memse", "MODEL", "--sigma=-0.1"], "--sigma", [">= 0"]),
     (["memse", "MODEL", "--gmax=0"], "--gmax", ["> 0"]),
-    (["memse", "MODEL", "--levels=1"], "--levels", ["0 (analog devices)", ">= 2", "1"]),
+    (["memse", "MODEL", "--levels=1"], "--levels", ["0 (analog devices)", "[2, inf]", "1"]),
     (["memse", "MODEL", "--quantization=round"], "--quantization=round", ["exact", "noise"]),
     (["memse", "MODEL", "--cov_mode=exact"], "--cov_mode=exact", ["jacobian", "diagonal"]),
     (["memse", "MODEL", "--tia_gain=0"], "--tia_gain", ["> 0"]),
@@ -508,7 +505,7 @@ BAD = [
 
 
 @pytest.mark.parametrize(("argv", "names", "mentions"), BAD, ids=[" ".join(b[0]) for b in BAD])
-def test_bad_flags_exit_2_with_one_line(argv, names, mentions, parsed_flags, fake_model, capsys):
+def test_bad_flags_exit_2_with_one_line(argv, names, mentions, fake_model, capsys):
     argv = [f"--model_path={fake_model}" if arg == "MODEL" else arg for arg in argv]
     code, stderr = _exit_code(argv, capsys)
     line = _one_line_error(code, stderr)
@@ -517,7 +514,7 @@ def test_bad_flags_exit_2_with_one_line(argv, names, mentions, parsed_flags, fak
         assert mention in line, line
 
 
-def test_valid_flags_pass_validation(parsed_flags, fake_model, capsys):
+def test_valid_flags_pass_validation(fake_model, capsys):
     for argv in [
         TRAIN,
         ["train", "--sam=samson", "--rho=0.1", "--model=binary_wrn", "--depth=10", "--width=1"],
@@ -537,7 +534,6 @@ def test_valid_flags_pass_validation(parsed_flags, fake_model, capsys):
         ["memse", f"--model_path={fake_model}", "--mapping=digital", "--levels=0"],
         ["memse", f"--model_path={fake_model}", "--nomonte_carlo", "--cov_mode=diagonal"],
     ]:
-        flags.FLAGS.unparse_flags()
         assert _exit_code(argv, capsys) == (0, ""), argv
 
 
@@ -554,9 +550,7 @@ HELP = [
 
 
 @pytest.mark.parametrize(("command", "listed", "unused"), HELP, ids=[h[0] for h in HELP])
-def test_command_help_lists_the_commands_flags_and_exits_0(
-    command, listed, unused, parsed_flags, capsys
-):
+def test_command_help_lists_the_commands_flags_and_exits_0(command, listed, unused, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.run(["lanmax", command, "--help"])
     assert exit_info.value.code == 0
@@ -588,14 +582,22 @@ def test_unknown_command_lists_all_commands(capsys):
         assert command in line
 
 
-def test_commands_and_demo_share_flags_without_clashing(parsed_flags, capsys):
-    # absl flags are global: every command module and `demo` import into one process, in either
-    # order (`lanmax` itself imports one command), and the commands still validate.
-    for name in ("demo", *COMMAND_MODULES):
-        importlib.import_module(f"tf_lanmax.cli.{name}")
-    assert cli.COMMANDS == ("demo", *COMMAND_MODULES)
+def test_an_option_shared_by_commands_has_one_default_and_help(capsys):
+    # Each command builds its own flags from its settings: an option several commands use
+    # (--batch_size, --draws ...) has the same default and help in each, declared once.
+    seen = {}
+    for name in cli.COMMANDS:
+        for field in dataclasses.fields(cli.command_module(name).Settings):
+            row = (field.default, field.metadata["help"])
+            assert seen.setdefault(field.name, row) == row, (name, field.name)
+    assert seen["batch_size"][0] == 128 and seen["draws"][0] == 10
     line = _one_line_error(*_exit_code(["train", "--dataset=imagenet"], capsys))
-    assert "--dataset" in line and "fashion_mnist_subset" in line
+    assert "--dataset=imagenet" in line and "fashion_mnist_subset" in line
+
+
+def test_a_flag_of_another_command_exits_2_naming_it(capsys):
+    line = _one_line_error(*_exit_code(["summary", "--epochs=3"], capsys))
+    assert "--epochs" in line and "train" in line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -606,20 +608,19 @@ def test_commands_and_demo_share_flags_without_clashing(parsed_flags, capsys):
 def test_evaluate_noise_mode_writes_report_and_plot(trained, tmp_path):
     evaluate = importlib.import_module("tf_lanmax.cli.evaluate")
     run_dir, _, trained_report = trained
-    report = evaluate.evaluate_and_report(
-        str(run_dir / "model.keras"),
-        str(tmp_path),
+    saved = _execute(
+        evaluate,
+        tmp_path,
+        model_path=str(run_dir / "model.keras"),
         split="test[:128]",
         mode="noise",
-        sigmas=[0.0, 0.2],
+        sigmas=(0.0, 0.2),
         draws=2,
-        verbose=0,
     )
     assert sorted(os.listdir(tmp_path)) == ["noise_robustness.png", "report.json"]
     assert _is_png(tmp_path / "noise_robustness.png")
-    saved = _read_json(tmp_path / "report.json")
+    assert saved["plots"] == [str(tmp_path / "noise_robustness.png")]
     assert saved["noise"]["sigmas"] == [0.0, 0.2]
-    assert saved == json.loads(json.dumps(report, default=lambda o: o.tolist()))
     # sigma = 0 is the clean model: zero width, equal to the faults-off accuracy.
     zero = saved["noise"]["accuracy"][0]
     assert zero["mean"] == pytest.approx(saved["clean_accuracy"], abs=1e-6)
@@ -629,16 +630,15 @@ def test_evaluate_noise_mode_writes_report_and_plot(trained, tmp_path):
 def test_evaluate_noise_mode_on_pcm_writes_the_drift_plot(trained, tmp_path):
     evaluate = importlib.import_module("tf_lanmax.cli.evaluate")
     run_dir, _, _ = trained
-    report = evaluate.evaluate_and_report(
-        str(run_dir / "model.keras"),
-        str(tmp_path),
+    report = _execute(
+        evaluate,
+        tmp_path,
+        model_path=str(run_dir / "model.keras"),
         split="test[:128]",
         mode="noise",
-        sigmas=None,
         draws=2,
-        verbose=0,
         device="pcm",
-        times=[1.0, 86400.0],
+        times=(1.0, 86400.0),
     )
     assert sorted(os.listdir(tmp_path)) == ["drift.png", "report.json"]
     assert _is_png(tmp_path / "drift.png")
@@ -660,17 +660,17 @@ def _chip_model(path, persistence):
     return str(path)
 
 
-def test_evaluate_chips_writes_the_per_chip_summary(parsed_flags, tmp_path, capsys):
+def test_evaluate_chips_writes_the_per_chip_summary(tmp_path, capsys):
     path = _chip_model(tmp_path / "persistent.keras", "persistent")
     out = tmp_path / "out"
     argv = ["lanmax", "evaluate", f"--model_path={path}", "--chips=3", "--split=test[:64]"]
-    assert cli.main(cli._parse_flags([*argv, "--seed=0", f"--run_dir={out}"])) == 0
+    assert cli.main([*argv, "--seed=0", f"--run_dir={out}"]) == 0
     stdout = capsys.readouterr().out
     report = _read_json(out / "report.json")
     assert (report["chips"], report["draws"]) == (3, None) and "faults" not in report
     summary = report["chip_evaluation"]
     # The oracle: the library on the same model, split and seed.
-    model = flags_common.load_model(path)
+    model = common.load_model(path)
     data = tl.data.load("fashion_mnist_subset", "test[:64]", batch_size=128)
     expected = tl.evaluate_under_faults(model, data, chips=3, seed=0, verbose=0)
     assert summary["chips"] == list(expected.chips)
@@ -685,12 +685,12 @@ def test_evaluate_chips_writes_the_per_chip_summary(parsed_flags, tmp_path, caps
 
     transient = _chip_model(tmp_path / "transient.keras", "transient")
     argv = ["lanmax", "evaluate", f"--model_path={transient}", "--chips=3", f"--run_dir={out}2"]
-    line = _one_line_error(cli.main(cli._parse_flags(argv)), capsys.readouterr().err)
+    line = _one_line_error(cli.main(argv), capsys.readouterr().err)
     assert "--chips" in line and "persistent" in line and "--draws" in line
     assert not (tmp_path / "out2").exists()
     # Without --chips the same model gets fault draws, as before.
     evaluate = importlib.import_module("tf_lanmax.cli.evaluate")
-    draws = evaluate.evaluate_and_report(transient, str(out), split="test[:64]", draws=2)
+    draws = _execute(evaluate, out, model_path=transient, split="test[:64]", draws=2)
     assert (draws["chips"], draws["draws"]) == (None, 2) and "chip_evaluation" not in draws
     assert len(draws["faults"]["per_draw_accuracy"]) == 2
 
@@ -699,9 +699,8 @@ def test_memse_digital_mapping_keeps_the_stored_fault_rates(trained, tmp_path):
     memse = importlib.import_module("tf_lanmax.cli.memse")
     run_dir, _, trained_report = trained
     path = str(run_dir / "model.keras")
-    report = memse.memse_and_report(path, str(tmp_path), samples=16, mapping="digital", draws=50)
+    report = _execute(memse, tmp_path, model_path=path, samples=16, mapping="digital", draws=50)
     assert sorted(os.listdir(tmp_path)) == ["memse_layers.png", "report.json"]
-    assert _read_json(tmp_path / "report.json")["predicted"]["mse"] == report["predicted"]["mse"]
     names = [row["name"] for row in trained_report["energy"]["layers"]]
     assert report["digital_layers"] == names and report["crossbar_layers"] == []
     assert report["fault_rates"] == pytest.approx(
@@ -711,7 +710,7 @@ def test_memse_digital_mapping_keeps_the_stored_fault_rates(trained, tmp_path):
     # The command mirrors the saved model itself: the library on the same model and images
     # gives the same numbers (MemSE vs Monte-Carlo for digital faults: tests/test_memse_*.py;
     # bit flips of binary weights are heavy-tailed and need thousands of draws).
-    model = flags_common.load_model(path)
+    model = common.load_model(path)
     x = tl.data.load_numpy("fashion_mnist_subset", "test", take=16)[0]
     mirror = tl.memse.MemSE(model, tl.memse.Crossbar(), mapping="digital")
     assert report["predicted"]["mse"] == pytest.approx(mirror.summary(x)["mse"], rel=1e-6)
@@ -719,32 +718,33 @@ def test_memse_digital_mapping_keeps_the_stored_fault_rates(trained, tmp_path):
     assert report["monte_carlo"]["mse"] == pytest.approx(sampled.mse, rel=1e-6)
 
 
-def test_memse_power_budget_without_crossbar_layers_exits_2_before_work(
-    trained, parsed_flags, tmp_path, capsys
-):
+def test_memse_power_budget_without_crossbar_layers_exits_2_before_work(trained, tmp_path, capsys):
     # Only the loaded model tells that --mapping=digital leaves no Gmax: `main` reports it.
     model, out = trained[0] / "model.keras", tmp_path / "out"
     argv = ["lanmax", "memse", f"--model_path={model}", "--mapping=digital", "--power_budget=1"]
-    remaining = cli._parse_flags([*argv, f"--run_dir={out}", "--split=test[:16]"])
-    line = _one_line_error(cli.main(remaining), capsys.readouterr().err)
+    line = _one_line_error(
+        cli.main([*argv, f"--run_dir={out}", "--split=test[:16]"]), capsys.readouterr().err
+    )
     assert "--power_budget" in line and "--mapping=crossbar" in line
     assert not out.exists()
 
 
-def test_summary_command_prices_the_model_with_the_technology(parsed_flags, tmp_path, capsys):
+def test_summary_command_prices_the_model_with_the_technology(tmp_path, capsys):
     model = keras.Sequential(
         [keras.Input((6,)), tl.FaultyDense(4, fault_rate=1e-3, seed=0, name="only")]
     )
     path = str(tmp_path / "tiny.keras")
     model.save(path)
     argv = ["lanmax", "summary", f"--model_path={path}", "--technology=yang_murmann_28nm"]
-    assert cli.main(cli._parse_flags(argv)) == 0
+    assert cli.main(argv) == 0
     out = capsys.readouterr().out
     volts = tl.memory.get("yang_murmann_28nm").voltage(1e-3)
     line = next(line for line in out.splitlines() if "| only" in line)
     assert f"~{volts:.2f} V" in line
     assert "technology yang_murmann_28nm" in out and "reliable float parameters: 128 bits" in out
-    assert flags.FLAGS["technology"].default == tl.memory.DEFAULT
+    # The default --technology is the library's.
+    assert cli.main(["lanmax", "summary", f"--model_path={path}"]) == 0
+    assert f"technology {tl.memory.DEFAULT}" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------------

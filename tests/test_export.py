@@ -464,7 +464,8 @@ def test_metadata_describes_every_faulty_layer(served, kind):
     layers = tl.faulty_layers(inner)
     meta = tl.export.load_metadata(served.exports[kind])
     assert meta["package_version"] == tl.__version__
-    assert meta["model_name"] == inner.name
+    # TF Serving's name is the base_path folder's, not a (maybe made-up) Keras model name.
+    assert meta["model_name"] == kind
     assert meta["version"] == 1
     assert meta["input"] == {"name": "images", "shape": [None, *INPUT_SHAPE], "dtype": "float32"}
     assert meta["faulty_layers"] == [layer.name for layer in layers]
@@ -511,11 +512,10 @@ def test_warmup_requests_run_in_the_separate_process_and_equal_predict(served, k
     # The outside process parsed each request itself and ran it against the signature it names.
     requests = served.report[kind]["warmup"]
     rows, out = _warmup_rows(served, kind), served.outputs[kind]
-    inner = getattr(served.models[kind], "inner", served.models[kind])
     assert len(requests) == len(rows) == len(served.warmup_expected[kind])
     for i, (request, row) in enumerate(zip(requests, rows, strict=True)):
         assert request == {
-            "model_name": inner.name,
+            "model_name": kind,
             "signature_name": "serving_default",
             "inputs": ["images"],
         }
@@ -536,10 +536,10 @@ def test_default_warmup_is_one_zero_image(served):
 def test_models_config_names_the_model_and_absolute_base_path(served):
     base = os.path.dirname(served.exports["sam"])
     text = open(os.path.join(base, "models.config")).read()
-    assert 'name: "sam_cnn"' in text  # the inner model of the SharpnessAwareModel
+    assert 'name: "sam"' in text  # the folder's name, not the inner model's (sam_cnn)
     assert f'base_path: "{os.path.abspath(base)}"' in text
     assert 'model_platform: "tensorflow"' in text
-    assert text == tl.export.models_config("sam_cnn", base)
+    assert text == tl.export.models_config("sam", base)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 import keras
 
+from tf_lanmax.errors import ArgumentTypeError, UnknownNameError
+
 
 def resolve(identifier, *, argument, base, aliases, default):
     """Resolves None (the default), an alias, a Keras config dict or an instance of `base`.
@@ -17,7 +19,10 @@ def resolve(identifier, *, argument, base, aliases, default):
         An instance of `base`.
 
     Raises:
-        ValueError: naming `argument`, the allowed values and the value received.
+        UnknownNameError: for a name that is none of `aliases` (a `ValueError`), naming
+            `argument`, the allowed names and the value received.
+        ArgumentTypeError: for a value of another type (a `TypeError`).
+        ValueError: for a config dict that does not deserialise to a `base`.
     """
     if identifier is None:
         return default()
@@ -35,7 +40,15 @@ def resolve(identifier, *, argument, base, aliases, default):
             ) from error
         if isinstance(obj, base):
             return obj
-    raise ValueError(
-        f"`{argument}` must be one of {sorted(aliases)}, a config dict or a {base.__name__} "
-        f"instance. Received: {argument}={identifier!r}"
+    also = f"a config dict or a {base.__name__} instance"
+    if isinstance(identifier, str):
+        raise UnknownNameError(argument, identifier, sorted(aliases), also)
+    if isinstance(identifier, dict):
+        raise ValueError(
+            f"`{argument}` config does not describe a {base.__name__}. Received: "
+            f"{argument}={identifier!r}"
+        )
+    raise ArgumentTypeError(
+        f"`{argument}` must be one of {sorted(aliases)}, {also}. Received: "
+        f"{argument}={identifier!r} of type {type(identifier).__name__}"
     )

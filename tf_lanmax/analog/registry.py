@@ -11,6 +11,7 @@ from tf_lanmax.analog.multiplicative import Multiplicative
 from tf_lanmax.analog.pcm import PCM
 from tf_lanmax.analog.reram_cmo import ReRamCMO
 from tf_lanmax.analog.reram_wan2022 import ReRamWan2022
+from tf_lanmax.errors import ArgumentTypeError, UnknownNameError
 
 PRESETS = {
     device.name: device
@@ -35,8 +36,9 @@ def get(identifier, **overrides):
         A `Device`.
 
     Raises:
-        ValueError: for an unknown name or type (the message lists `names()`), or a bad
-            override value (naming the argument).
+        UnknownNameError: for an unknown name (a `ValueError`; the message lists `names()`).
+        ArgumentTypeError: for an identifier of another type (a `TypeError`).
+        ValueError: for a bad override value (naming the argument).
 
     Example:
     >>> tl.analog.get("pcm")
@@ -54,9 +56,16 @@ def get(identifier, **overrides):
         device = deserialize(identifier)
         if isinstance(device, Device):
             return device
-    raise ValueError(
-        f"`device` must be one of {names()}, a config dict or a tl.analog.Device. "
-        f"Received: device={identifier!r}"
+    also = "a config dict or a tl.analog.Device"
+    if isinstance(identifier, str):
+        raise UnknownNameError("device", identifier, names(), also)
+    if isinstance(identifier, dict):
+        raise ValueError(
+            f"`device` config does not describe a tl.analog.Device. Received: device={identifier!r}"
+        )
+    raise ArgumentTypeError(
+        f"`device` must be one of {names()}, {also}. Received: device={identifier!r} of type "
+        f"{type(identifier).__name__}"
     )
 
 

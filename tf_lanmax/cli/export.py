@@ -8,52 +8,56 @@ Example:
   lanmax export --model_path runs/train/model.keras --base_path /models/fmnist
 """
 
+import dataclasses
 import re
 
-from absl import flags
-
 import tf_lanmax as tl
-from tf_lanmax.cli import flags_common as common
+from tf_lanmax.cli import common, shared
+from tf_lanmax.cli.options import InvalidOption, at_least, check_fields, option
 
-flags.DEFINE_string("base_path", None, "Folder of the model's versions (TF Serving base_path).")
-flags.DEFINE_integer("version", None, "Version to write (>= 1). Defaults to the next free one.")
-flags.DEFINE_string("model_name", None, "Name TF Serving serves it under. Defaults to the model's.")
-
-SHARED_FLAGS = ("model_path",)
+WRITES_REPORT = False  # prints the version folder
 
 
-def validate(flag_values):
-    """Raises `UsageError` for a bad flag value, before any work."""
-    common.check_common(flag_values, SHARED_FLAGS)
-    if not flag_values.base_path:
-        raise common.UsageError("--base_path is required: the folder of the model's versions.")
-    if flag_values.version is not None:
-        common.check_int_flag("version", flag_values.version, low=1)
-    name = flag_values.model_name
-    if name is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise common.UsageError(
-            f"--model_name must match [A-Za-z0-9_.-]+. Received: --model_name={name!r}"
-        )
+def _name_check(name, value):
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+        raise ValueError("must match [A-Za-z0-9_.-]+")
 
 
-def export(model_path, base_path, version=None, model_name=None):
-    """Exports the saved model; returns the version folder."""
-    model = common.load_model(model_path)
-    try:
-        return tl.export.for_serving(model, base_path, version=version, model_name=model_name)
-    except ValueError as error:  # an existing version: a usage error, nothing was written
-        if "version" in str(error):
-            raise common.UsageError(str(error).replace("`", "")) from None
-        raise
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """`lanmax export`'s settings."""
 
-
-def run(flag_values, args):
-    del args
-    path = export(
-        flag_values.model_path,
-        flag_values.base_path,
-        version=flag_values.version,
-        model_name=flag_values.model_name,
+    model_path: str | None = shared.model_path()
+    base_path: str | None = option(None, "Folder of the model's versions (TF Serving base_path).")
+    version: int | None = option(
+        None, "Version to write (>= 1). Defaults to the next free one.", check=at_least(1)
     )
-    print(path)
-    return 0
+    model_name: str | None = option(
+        None, "Name TF Serving serves it under. Defaults to the model's.", check=_name_check
+    )
+
+    def __post_init__(self):
+        check_fields(self)
+        shared.required_model_path(self)
+        if not self.base_path:
+            raise InvalidOption("base_path", None, "is required: the folder of the versions")
+
+
+def run(settings, run_dir=None):
+    """Exports the saved model; returns `{"path": the version folder}`.
+
+    Raises:
+        UsageError: for an existing `--version` (nothing was written).
+    """
+    del run_dir
+    model = common.load_model(settings.model_path)
+    common.progress(f"exporting {model.name} to {settings.base_path}")
+    with common.flag_errors("version", settings.version):
+        path = tl.export.for_serving(
+            model, settings.base_path, version=settings.version, model_name=settings.model_name
+        )
+    return {"command": "export", "model": model.name, "path": path}
+
+
+def show(report):
+    print(report["path"])

@@ -15,7 +15,7 @@ layer's output (`--cov_mode`). Two mappings:
 
 `--monte_carlo` (default on) samples the very same noise model over `--draws` draws and checks
 the prediction against the Monte-Carlo MSE and its `--confidence` interval. `--power_budget`
-(crossbar layers only) runs `tl.memse.optimize_gmax` on `--calibration_samples` images of
+(crossbar layers only) runs `tl.memse.power_report` on `--calibration_samples` images of
 `--train_split`: one Gmax per layer under that power, in multiples of the power at `--gmax`
 (1: the same power, spread across the layers), compared with the best single Gmax (by
 Monte-Carlo too), and the MSE-vs-power curve at the `--curve` budgets.
@@ -27,109 +27,100 @@ Example:
   lanmax memse --model_path runs/train/model.keras --sigma 0.02 --draws 200 --power_budget 1
 """
 
+import dataclasses
 import os
 import time
 
-import numpy as np
-from absl import flags
-from keras import ops
-
 import tf_lanmax as tl
-from tf_lanmax.cli import flags_common as common
-from tf_lanmax.memse.crossbar import QUANTIZATION_MODES, ROUNDING_MODES
-from tf_lanmax.memse.mirror import COV_MODES
+from tf_lanmax.cli import common, shared
+from tf_lanmax.cli.options import at_least, check_fields, each, option, positive
 
 MAPPINGS = ("crossbar", "digital")
-
-flags.DEFINE_enum(
-    "mapping",
-    "crossbar",
-    MAPPINGS,
-    "crossbar: every kernel (faulty layers' stored weights) on the noisy crossbar; digital: "
-    "faulty layers keep their bit faults at the stored p.",
-)
-flags.DEFINE_float("sigma", 0.01, "Crossbar: noise of one device's conductance, in Gmax units.")
-flags.DEFINE_float("gmax", 1.0, "Crossbar: maximal conductance of every layer (> 0).")
-flags.DEFINE_integer("levels", 128, "Crossbar: conductance levels (>= 2); 0 for analog devices.")
-flags.DEFINE_enum(
-    "quantization", "exact", QUANTIZATION_MODES, "Crossbar: how the mirror treats quantisation."
-)
-flags.DEFINE_enum("rounding", "nearest", ROUNDING_MODES, "Crossbar: the conductance quantiser.")
-flags.DEFINE_float("tia_gain", 1.0, "Crossbar: transimpedance gain (power model only, > 0).")
-flags.DEFINE_bool("fold_batchnorm", True, "Crossbar: fold BatchNorm into the kernel before it.")
-flags.DEFINE_enum("cov_mode", "probe", COV_MODES, "MemSE's covariance propagation.")
-flags.DEFINE_integer("samples", 256, "Images of --split the MSE is measured on (the first N).")
-flags.DEFINE_bool("monte_carlo", True, "Check the prediction by Monte-Carlo over --draws draws.")
-flags.DEFINE_float(
-    "power_budget",
-    None,
-    "Optimise Gmax per layer under this power, in multiples of the power at --gmax (> 0).",
-)
-flags.DEFINE_list(
-    "curve",
-    ["0.25", "0.5", "1", "2", "4"],
-    "With --power_budget: budgets of the MSE-vs-power curve, in the same units (may be empty).",
-)
-flags.DEFINE_integer("gmax_steps", 20, "Gradient steps of optimize_gmax after its start (>= 0).")
-flags.DEFINE_integer(
-    "calibration_samples", 64, "Images of --train_split that optimize_gmax calibrates on."
-)
-flags.DEFINE_bool("verbose", False, "Progress bars over MemSE's chunks and Monte-Carlo's draws.")
-
-SHARED_FLAGS = (
-    "run_dir",
-    "dataset",
-    "model_path",
-    "split",
-    "train_split",
-    "batch_size",
-    "draws",
-    "confidence",
-    "seed",
-)
+CROSSBAR_OPTIONS = ("sigma", "gmax", "levels", "quantization", "rounding", "tia_gain")
+CROSSBAR_DEFAULT = "Defaults to tl.memse.Crossbar's."
 
 
-def validate(flag_values):
-    """Raises `UsageError` for a bad flag value, before any work."""
-    common.check_common(flag_values, SHARED_FLAGS)
-    common.check_positive_flag("sigma", flag_values.sigma, allow_zero=True)
-    common.check_positive_flag("gmax", flag_values.gmax)
-    levels = flag_values.levels
-    if levels != 0:
+def _crossbar_check(name, value):
+    """Constructs a `tl.memse.Crossbar` with this one option (levels 0: analog devices)."""
+    if name != "levels":
+        tl.memse.Crossbar(**{name: value})
+    elif value != 0:
         try:
-            common.check_int_flag("levels", levels, low=2)
-        except common.UsageError:
-            raise common.UsageError(
-                f"--levels must be 0 (analog devices) or an integer >= 2. Received: "
-                f"--levels={levels}"
-            ) from None
-    common.check_positive_flag("tia_gain", flag_values.tia_gain)
-    common.check_int_flag("samples", flag_values.samples, low=1)
-    common.check_int_flag("gmax_steps", flag_values.gmax_steps, low=0)
-    common.check_int_flag("calibration_samples", flag_values.calibration_samples, low=1)
-    if flag_values.power_budget is not None:
-        common.check_positive_flag("power_budget", flag_values.power_budget)
-        common.parse_floats("curve", flag_values.curve, allow_empty=True)
+            tl.memse.Crossbar(levels=value)
+        except ValueError as error:
+            raise ValueError(f"{error} (or 0 (analog devices))") from None
 
 
-def make_crossbar(sigma=0.01, gmax=1.0, levels=128, **kwargs):
-    """The `tl.memse.Crossbar` of the flags; `levels=0` means analog devices (`levels=None`).
+def _cov_mode_check(name, value):
+    from tf_lanmax._validation import check_one_of
+    from tf_lanmax.memse.mirror import COV_MODES
 
-    Args:
-        sigma: device conductance noise, in Gmax units. Defaults to `0.01`.
-        gmax: Gmax of every layer. Defaults to `1.0`.
-        levels: conductance levels, or 0 for analog devices. Defaults to `128`.
-        **kwargs: other `Crossbar` arguments (`quantization`, `rounding`, `tia_gain`,
-            `fold_batchnorm`).
+    check_one_of(name, value, COV_MODES)
 
-    Returns:
-        A `tl.memse.Crossbar`.
 
-    Example:
-    >>> make_crossbar(sigma=0.02, levels=0).levels is None
-    True
-    """
-    return tl.memse.Crossbar(sigma=sigma, gmax=gmax, levels=levels or None, **kwargs)
+def _crossbar_option(help_text):
+    return option(None, f"Crossbar: {help_text} {CROSSBAR_DEFAULT}", check=_crossbar_check)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """`lanmax memse`'s settings; see the module docstring."""
+
+    model_path: str | None = shared.model_path()
+    dataset: str = shared.dataset()
+    split: str = shared.split()
+    samples: int = option(
+        256, "Images of --split the MSE is measured on (the first N).", check=at_least(1)
+    )
+    batch_size: int = shared.batch_size()
+    mapping: str = option(
+        "crossbar",
+        "crossbar: every kernel (faulty layers' stored weights) on the noisy crossbar; digital: "
+        "faulty layers keep their bit faults at the stored p.",
+        choices=MAPPINGS,
+    )
+    sigma: float | None = _crossbar_option("noise of one device's conductance, in Gmax units.")
+    gmax: float | None = _crossbar_option("maximal conductance of every layer (> 0).")
+    levels: int | None = _crossbar_option("conductance levels (>= 2); 0 for analog devices.")
+    quantization: str | None = _crossbar_option("how the mirror treats quantisation.")
+    rounding: str | None = _crossbar_option("the conductance quantiser.")
+    tia_gain: float | None = _crossbar_option("transimpedance gain (power model only, > 0).")
+    fold_batchnorm: bool = option(True, "Crossbar: fold BatchNorm into the kernel before it.")
+    cov_mode: str = option("probe", "MemSE's covariance propagation.", check=_cov_mode_check)
+    monte_carlo: bool = option(True, "Check the prediction by Monte-Carlo over --draws draws.")
+    draws: int = shared.draws()
+    confidence: float = shared.confidence()
+    seed: int = shared.seed()
+    power_budget: float | None = option(
+        None,
+        "Optimise Gmax per layer under this power, in multiples of the power at --gmax (> 0).",
+        check=positive(),
+    )
+    curve: tuple[float, ...] = option(
+        (0.25, 0.5, 1.0, 2.0, 4.0),
+        "With --power_budget: budgets of the MSE-vs-power curve, in the same units (may be empty).",
+        check=each(positive()),
+    )
+    gmax_steps: int = option(
+        20, "Gradient steps of optimize_gmax after its start (>= 0).", check=at_least(0)
+    )
+    train_split: str = shared.train_split()
+    calibration_samples: int = option(
+        64, "Images of --train_split that optimize_gmax calibrates on.", check=at_least(1)
+    )
+    verbose: bool = option(False, "Progress bars over MemSE's chunks and Monte-Carlo's draws.")
+
+    def __post_init__(self):
+        check_fields(self)
+        shared.required_model_path(self)
+
+    def crossbar(self):
+        """The `tl.memse.Crossbar` of these settings."""
+        kwargs = {name: getattr(self, name) for name in CROSSBAR_OPTIONS}
+        kwargs = {name: value for name, value in kwargs.items() if value is not None}
+        if "levels" in kwargs:
+            kwargs["levels"] = kwargs["levels"] or None  # 0: analog devices
+        return tl.memse.Crossbar(fold_batchnorm=self.fold_batchnorm, **kwargs)
 
 
 def mapped_model(model, mapping, model_path):
@@ -145,12 +136,112 @@ def mapped_model(model, mapping, model_path):
     return deployed
 
 
-def _mc_row(result, predicted=None):
-    row = result.to_dict()
-    if predicted is not None:
-        row["predicted_in_ci"] = bool(result.ci[0] <= predicted <= result.ci[1])
-        row["relative_error"] = (predicted - result.mse) / result.mse if result.mse else None
-    return row
+def run(settings, run_dir):
+    """Runs MemSE (and Monte-Carlo, and the power report) on the saved model.
+
+    Returns:
+        The report dict.
+
+    Raises:
+        UsageError: a split without images, a model MemSE cannot mirror, or `power_budget`
+            for a model with no crossbar-mapped layer.
+    """
+    import numpy as np
+    from keras import ops
+
+    from tf_lanmax.memse.power_budget import monte_carlo_row
+
+    x = common.load_images(settings.dataset, settings.split, settings.samples)
+    model = common.load_model(settings.model_path)
+    mapped = mapped_model(model, settings.mapping, settings.model_path)
+    crossbar = settings.crossbar()
+    with common.flag_errors("model_path", settings.model_path):
+        mirror = tl.memse.MemSE(
+            mapped,
+            crossbar,
+            cov_mode=settings.cov_mode,
+            mapping=settings.mapping,
+            batch_size=settings.batch_size,
+            verbose=settings.verbose,
+        )
+    if settings.power_budget is not None and not mirror.gmax:
+        raise common.UsageError(
+            f"--power_budget needs crossbar-mapped layers, and every mapped layer of "
+            f"{model.name} keeps its digital faults with --mapping={settings.mapping} (no Gmax "
+            f"to optimise); use --mapping=crossbar. Received: "
+            f"--power_budget={settings.power_budget:g}"
+        )
+    x_cal = None
+    if settings.power_budget is not None:
+        x_cal = common.load_images(
+            settings.dataset, settings.train_split, settings.calibration_samples, "train_split"
+        )
+
+    common.progress(f"MemSE ({settings.mapping}, {settings.cov_mode}) on {len(x)} images")
+    start = time.perf_counter()
+    summary = mirror.summary(x, batch_size=settings.batch_size)
+    seconds = time.perf_counter() - start
+    clean = np.asarray(ops.convert_to_numpy(mirror.clean(x)), dtype=np.float64)
+    report = {
+        "command": "memse",
+        "model_path": os.path.abspath(settings.model_path),
+        "model": model.name,
+        "dataset": settings.dataset,
+        "split": settings.split,
+        "samples": len(x),
+        "mapping": settings.mapping,
+        "crossbar": crossbar.get_config(),
+        "crossbar_layers": list(mirror.gmax),
+        "digital_layers": [layer.name for layer in tl.faulty_layers(mapped)],
+        "fault_rates": {
+            layer.name: float(ops.convert_to_numpy(layer.fault_rate.value))
+            for layer in tl.faulty_layers(mapped)
+        },
+        "cov_mode": settings.cov_mode,
+        "seed": settings.seed,
+        "clean_output_variance": float(np.var(clean.reshape(len(x), -1), axis=0).mean()),
+        "predicted": {**summary, "seconds": seconds},
+        "package_version": tl.__version__,
+    }
+    mc_kwargs = None
+    if settings.monte_carlo:
+        mc_kwargs = {
+            "draws": settings.draws,
+            "confidence": settings.confidence,
+            "seed": settings.seed,
+        }
+        common.progress(f"Monte-Carlo check ({settings.draws} draws)")
+        result = tl.memse.monte_carlo(
+            mirror, None, x, batch_size=settings.batch_size, verbose=settings.verbose, **mc_kwargs
+        )
+        report["monte_carlo"] = monte_carlo_row(result, summary["mse"])
+    if settings.power_budget is not None:
+        common.progress(f"optimising Gmax per layer at {settings.power_budget:g} x the power")
+        report["power"] = tl.memse.power_report(
+            mirror,
+            mapped,
+            x,
+            x_cal,
+            settings.power_budget,
+            curve=settings.curve,
+            steps=settings.gmax_steps,
+            monte_carlo=mc_kwargs,
+        )
+    return report
+
+
+def plot(report, run_dir):
+    paths = [
+        tl.reports.plot_memse_layers(
+            report["predicted"],
+            os.path.join(run_dir, "memse_layers.png"),
+            report.get("monte_carlo"),
+        )
+    ]
+    if "power" in report:
+        path = os.path.join(run_dir, "mse_vs_power.png")
+        paths.append(tl.reports.plot_mse_vs_power(report["power"], path))
+    return paths
 
 
 def _print_layers(summary):
@@ -168,224 +259,28 @@ def _print_layers(summary):
         )
 
 
-def power_section(mirror, mapped, crossbar, x, x_cal, budget, curve, steps, mc_kwargs):
-    """`optimize_gmax` at `budget` x the power at `crossbar.gmax`, its Monte-Carlo check
-    (`mc_kwargs` None: none) and the MSE-vs-power curve at the `curve` budgets."""
-    reference = float(ops.convert_to_numpy(mirror.power(x_cal)[0]))
-    start = time.perf_counter()
-    result = tl.memse.optimize_gmax(
-        mirror, None, x_cal, power_budget=budget * reference, steps=steps, max_samples=len(x_cal)
-    )
-    seconds = time.perf_counter() - start
-    optimized = {
-        "gmax": result.gmax,
-        "predicted_mse": result.predicted_mse,
-        "power": result.power,
-    }
-    single = {k: v for k, v in result.baseline.items() if k != "crossbar"}
-    # The optimum is found on the calibration images; predict (and sample) it on the measured
-    # images too, so that the prediction and Monte-Carlo compare on the same inputs.
-    for row in (optimized, single):
-        values = (
-            row["gmax"]
-            if isinstance(row["gmax"], dict)
-            else dict.fromkeys(mirror.gmax, row["gmax"])
-        )
-        gmax = {name: ops.convert_to_tensor(value, "float32") for name, value in values.items()}
-        row["samples_predicted_mse"] = float(ops.convert_to_numpy(ops.mean(mirror.mse(x, gmax))))
-    if mc_kwargs is not None:
-        optimized["monte_carlo"] = _mc_row(
-            tl.memse.monte_carlo(mapped, result.crossbar, x, **mc_kwargs)
-        )
-        single["monte_carlo"] = _mc_row(
-            tl.memse.monte_carlo(mapped, result.baseline["crossbar"], x, **mc_kwargs)
-        )
-    rows = []
-    if curve:
-        rows = tl.memse.mse_power_curve(
-            mirror,
-            None,
-            x_cal,
-            budgets=[factor * reference for factor in curve],
-            steps=0,
-            max_samples=len(x_cal),
-        )
-        for factor, row in zip(curve, rows, strict=True):
-            row["relative_budget"] = factor
-    return {
-        "reference_gmax": crossbar.gmax,
-        "reference_power": reference,
-        "power_budget": budget,
-        "power_budget_absolute": budget * reference,
-        "steps": steps,
-        "calibration_samples": len(x_cal),
-        "optimize_seconds": seconds,
-        "optimized": optimized,
-        "best_single": single,
-        "initial_gmax": result.initial_gmax,
-        "history": result.history,
-        "curve": rows,
-    }
-
-
-def memse_and_report(
-    model_path,
-    run_dir,
-    dataset="fashion_mnist_subset",
-    split="test",
-    samples=256,
-    mapping="crossbar",
-    sigma=0.01,
-    gmax=1.0,
-    levels=128,
-    quantization="exact",
-    rounding="nearest",
-    tia_gain=1.0,
-    fold_batchnorm=True,
-    cov_mode="probe",
-    monte_carlo=True,
-    draws=10,
-    confidence=0.95,
-    seed=0,
-    batch_size=128,
-    power_budget=None,
-    curve=(0.25, 0.5, 1.0, 2.0, 4.0),
-    gmax_steps=20,
-    train_split="train",
-    calibration_samples=64,
-    verbose=False,
-):
-    """Runs MemSE (and Monte-Carlo, and `optimize_gmax`) on the saved model; writes the report.
-
-    Args:
-        model_path: a `.keras` file.
-        run_dir: output folder.
-        dataset: a `tl.data` dataset. Defaults to `"fashion_mnist_subset"`.
-        split: split of the measured images. Defaults to `"test"`.
-        samples: images of `split` used (the first N). Defaults to `256`.
-        mapping: `"crossbar"` or `"digital"` (see the module docstring). Defaults to
-            `"crossbar"`.
-        sigma: crossbar device noise, in Gmax units. Defaults to `0.01`.
-        gmax: Gmax of every crossbar layer. Defaults to `1.0`.
-        levels: conductance levels, 0 for analog devices. Defaults to `128`.
-        quantization: the crossbar's quantisation mode. Defaults to `"exact"`.
-        rounding: the crossbar's quantiser. Defaults to `"nearest"`.
-        tia_gain: the crossbar's transimpedance gain. Defaults to `1.0`.
-        fold_batchnorm: fold BatchNorm into the kernel before it. Defaults to `True`.
-        cov_mode: the mirror's covariance mode. Defaults to `"probe"`.
-        monte_carlo: sample the MSE over `draws` draws as a check. Defaults to `True`.
-        draws: Monte-Carlo draws. Defaults to `10`.
-        confidence: coverage of the Monte-Carlo intervals. Defaults to `0.95`.
-        seed: seed of the draws. Defaults to `0`.
-        batch_size: images per mirror pass. Defaults to `128`.
-        power_budget: optional budget of `optimize_gmax`, in multiples of the power at `gmax`.
-            Defaults to `None` (no optimisation).
-        curve: budgets of the MSE-vs-power curve (same units). Defaults to
-            `(0.25, 0.5, 1.0, 2.0, 4.0)`.
-        gmax_steps: gradient steps of `optimize_gmax`. Defaults to `20`.
-        train_split: split of the calibration images. Defaults to `"train"`.
-        calibration_samples: calibration images (the first N). Defaults to `64`.
-        verbose: progress bars over the mirror's chunks and the Monte-Carlo draws.
-            Defaults to `False`.
-
-    Returns:
-        The report dict (as written to report.json).
-
-    Raises:
-        UsageError: a split without images, a model MemSE cannot mirror, or `power_budget`
-            for a model with no crossbar-mapped layer.
-    """
-    x = common.load_images(dataset, split, samples)
-    x_cal = None
-    if power_budget is not None:
-        x_cal = common.load_images(dataset, train_split, calibration_samples, flag="train_split")
-    model = common.load_model(model_path)
-    mapped = mapped_model(model, mapping, model_path)
-    crossbar = make_crossbar(
-        sigma,
-        gmax,
-        levels,
-        quantization=quantization,
-        rounding=rounding,
-        tia_gain=tia_gain,
-        fold_batchnorm=fold_batchnorm,
-    )
-    try:
-        mirror = tl.memse.MemSE(
-            mapped, crossbar, cov_mode=cov_mode, mapping=mapping, batch_size=batch_size,
-            verbose=verbose,
-        )  # fmt: skip
-    except ValueError as error:
-        raise common.UsageError(
-            f"--model_path={model_path!r}: {' '.join(str(error).split())}"
-        ) from None
-    digital = [layer.name for layer in tl.faulty_layers(mapped)]
-    if power_budget is not None and not mirror.gmax:
-        raise common.UsageError(
-            f"--power_budget needs crossbar-mapped layers, and every mapped layer of "
-            f"{model.name} keeps its digital faults with --mapping={mapping} (no Gmax to "
-            f"optimise); use --mapping=crossbar. Received: --power_budget={power_budget:g}"
-        )
-
-    start = time.perf_counter()
-    summary = mirror.summary(x, batch_size=batch_size)
-    seconds = time.perf_counter() - start
-    clean = np.asarray(ops.convert_to_numpy(mirror.clean(x)), dtype=np.float64)
-    signal = float(np.var(clean.reshape(len(x), -1), axis=0).mean())
+def show(report):
+    predicted = report["predicted"]
     print(
-        f"MemSE ({mapping}, {cov_mode}) on {len(x)} images of {split}: predicted MSE of the "
-        f"outputs {summary['mse']:.4g} (variance {summary['variance']:.4g}, bias^2 "
-        f"{summary['bias2']:.4g}); clean output variance {signal:.4g}"
+        f"MemSE ({report['mapping']}, {report['cov_mode']}) on {report['samples']} images of "
+        f"{report['split']}: predicted MSE of the outputs {predicted['mse']:.4g} (variance "
+        f"{predicted['variance']:.4g}, bias^2 {predicted['bias2']:.4g}); clean output variance "
+        f"{report['clean_output_variance']:.4g}"
     )
-    _print_layers(summary)
-    report = {
-        "command": "memse",
-        "model_path": os.path.abspath(model_path),
-        "model": model.name,
-        "dataset": dataset,
-        "split": split,
-        "samples": len(x),
-        "mapping": mapping,
-        "crossbar": crossbar.get_config(),
-        "crossbar_layers": list(mirror.gmax),
-        "digital_layers": digital,
-        "fault_rates": {
-            layer.name: float(ops.convert_to_numpy(layer.fault_rate.value))
-            for layer in tl.faulty_layers(mapped)
-        },
-        "cov_mode": cov_mode,
-        "seed": seed,
-        "clean_output_variance": signal,
-        "predicted": {**summary, "seconds": seconds},
-        "plots": [],
-        "package_version": tl.__version__,
-    }
-    mc_kwargs = None
-    if monte_carlo:
-        mc_kwargs = {"draws": draws, "confidence": confidence, "seed": seed}
-        result = tl.memse.monte_carlo(
-            mirror, None, x, batch_size=batch_size, verbose=verbose, **mc_kwargs
-        )
-        report["monte_carlo"] = _mc_row(result, summary["mse"])
-        inside = "inside" if report["monte_carlo"]["predicted_in_ci"] else "outside"
-        print(f"{result}: the prediction is {inside} the interval")
-    if power_budget is not None:
-        power = power_section(
-            mirror,
-            mapped,
-            crossbar,
-            x,
-            x_cal,
-            power_budget,
-            list(curve),
-            gmax_steps,
-            mc_kwargs,
-        )
-        report["power"] = power
+    _print_layers(predicted)
+    if "monte_carlo" in report:
+        mc = report["monte_carlo"]
+        inside = "inside" if mc["predicted_in_ci"] else "outside"
         print(
-            f"Power budget {power_budget:g} x {power['reference_power']:.4g} (the power at "
-            f"Gmax = {gmax:g} on the calibration images). Predicted MSE on the calibration / "
-            "measured images, and Monte-Carlo on the measured images:"
+            f"Monte-Carlo MSE {mc['mse']:.4g} +- {mc['half_width']:.2g} over {mc['draws']} "
+            f"draws: the prediction is {inside} the interval"
+        )
+    if "power" in report:
+        power = report["power"]
+        print(
+            f"Power budget {power['power_budget']:g} x {power['reference_power']:.4g} (the power "
+            f"at Gmax = {power['reference_gmax']:g} on the calibration images). Predicted MSE on "
+            "the calibration / measured images, and Monte-Carlo on the measured images:"
         )
         for label, row in (("per-layer", power["optimized"]), ("single", power["best_single"])):
             values = row["gmax"] if isinstance(row["gmax"], dict) else {"all": row["gmax"]}
@@ -397,51 +292,3 @@ def memse_and_report(
                 mc = row["monte_carlo"]
                 line += f"; MC {mc['mse']:.4g} +- {mc['half_width']:.2g}"
             print(line)
-        report["plots"].append(
-            tl.reports.plot_mse_vs_power(power, os.path.join(run_dir, "mse_vs_power.png"))
-        )
-    report["plots"].insert(
-        0,
-        tl.reports.plot_memse_layers(
-            summary, os.path.join(run_dir, "memse_layers.png"), report.get("monte_carlo")
-        ),
-    )
-    common.write_report(run_dir, report)  # non-finite floats are written as null
-    return report
-
-
-def run(flag_values, args):
-    del args
-    power_budget = flag_values.power_budget
-    memse_and_report(
-        flag_values.model_path,
-        common.run_dir(flag_values, "memse"),
-        dataset=flag_values.dataset,
-        split=flag_values.split,
-        samples=flag_values.samples,
-        mapping=flag_values.mapping,
-        sigma=flag_values.sigma,
-        gmax=flag_values.gmax,
-        levels=flag_values.levels,
-        quantization=flag_values.quantization,
-        rounding=flag_values.rounding,
-        tia_gain=flag_values.tia_gain,
-        fold_batchnorm=flag_values.fold_batchnorm,
-        cov_mode=flag_values.cov_mode,
-        monte_carlo=flag_values.monte_carlo,
-        draws=flag_values.draws,
-        confidence=flag_values.confidence,
-        seed=flag_values.seed,
-        batch_size=flag_values.batch_size,
-        power_budget=power_budget,
-        curve=(
-            common.parse_floats("curve", flag_values.curve, allow_empty=True)
-            if power_budget is not None
-            else ()
-        ),
-        gmax_steps=flag_values.gmax_steps,
-        train_split=flag_values.train_split,
-        calibration_samples=flag_values.calibration_samples,
-        verbose=flag_values.verbose,
-    )
-    return 0

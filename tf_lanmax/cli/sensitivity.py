@@ -8,91 +8,70 @@ Example:
   lanmax sensitivity --model_path runs/train/model.keras --test_rate 0.5 --draws 5
 """
 
+import dataclasses
 import os
 
-from absl import flags
-
 import tf_lanmax as tl
-from tf_lanmax.cli import flags_common as common
-
-flags.DEFINE_float("test_rate", 0.5, "Fault rate of the layer under test, in (0, 0.5].")
-
-SHARED_FLAGS = (
-    "run_dir",
-    "dataset",
-    "model_path",
-    "split",
-    "batch_size",
-    "draws",
-    "confidence",
-    "seed",
-)
+from tf_lanmax.cli import common, shared
+from tf_lanmax.cli.options import check_fields, option, probability
 
 
-def validate(flag_values):
-    """Raises `UsageError` for a bad flag value, before any work."""
-    common.check_common(flag_values, SHARED_FLAGS)
-    common.check_probability_flag("test_rate", flag_values.test_rate)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """`lanmax sensitivity`'s settings."""
 
-
-def sensitivity_and_report(
-    model_path,
-    run_dir,
-    dataset="fashion_mnist_subset",
-    split="test",
-    test_rate=0.5,
-    draws=5,
-    confidence=0.95,
-    batch_size=512,
-    seed=0,
-):
-    """Runs `tl.sensitivity` on the saved model and writes report.json and sensitivity.png.
-
-    Returns:
-        The report dict.
-    """
-    data = common.load_data(dataset, split, batch_size)
-    model = common.load_model(model_path)
-    table = tl.sensitivity(
-        model, data, test_rate=test_rate, draws=draws, confidence=confidence, seed=seed
+    model_path: str | None = shared.model_path()
+    dataset: str = shared.dataset()
+    split: str = shared.split()
+    batch_size: int = shared.batch_size()
+    test_rate: float = option(
+        0.5, "Fault rate of the layer under test, in (0, 0.5].", check=probability()
     )
-    base = table["baseline"]
-    print(f"All layers at their stored p: accuracy {base['accuracy']:.4f}")
-    width = max(len(name) for name in table["layers"])
-    for name, row in table["layers"].items():
-        print(
-            f"{name:<{width}}  accuracy {row['accuracy']:.4f} at p={test_rate:g} "
-            f"(drop {100 * row['drop']:+.2f} points, {row['stored_bits']} bits)"
-        )
-    plot = tl.reports.plot_sensitivity(table, os.path.join(run_dir, "sensitivity.png"))
-    report = {
+    draws: int = shared.draws()
+    confidence: float = shared.confidence()
+    seed: int = shared.seed()
+
+    def __post_init__(self):
+        check_fields(self)
+        shared.required_model_path(self)
+
+
+def run(settings, run_dir):
+    """Runs `tl.sensitivity` on the saved model; returns the report."""
+    data = common.load_data(settings.dataset, settings.split, settings.batch_size)
+    model = common.load_model(settings.model_path)
+    common.progress(f"one faulty layer at a time at p={settings.test_rate:g}")
+    table = tl.sensitivity(
+        model,
+        data,
+        test_rate=settings.test_rate,
+        draws=settings.draws,
+        confidence=settings.confidence,
+        seed=settings.seed,
+    )
+    return {
         "command": "sensitivity",
-        "model_path": os.path.abspath(model_path),
+        "model_path": os.path.abspath(settings.model_path),
         "model": model.name,
-        "dataset": dataset,
-        "split": split,
-        "draws": draws,
-        "confidence": confidence,
-        "seed": seed,
+        "dataset": settings.dataset,
+        "split": settings.split,
+        "draws": settings.draws,
+        "confidence": settings.confidence,
+        "seed": settings.seed,
         **table,
-        "plots": [plot],
         "package_version": tl.__version__,
     }
-    common.write_report(run_dir, report)
-    return report
 
 
-def run(flag_values, args):
-    del args
-    sensitivity_and_report(
-        flag_values.model_path,
-        common.run_dir(flag_values, "sensitivity"),
-        dataset=flag_values.dataset,
-        split=flag_values.split,
-        test_rate=flag_values.test_rate,
-        draws=flag_values.draws,
-        confidence=flag_values.confidence,
-        batch_size=flag_values.batch_size,
-        seed=flag_values.seed,
-    )
-    return 0
+def plot(report, run_dir):
+    return [tl.reports.plot_sensitivity(report, os.path.join(run_dir, "sensitivity.png"))]
+
+
+def show(report):
+    print(f"All layers at their stored p: accuracy {report['baseline']['accuracy']:.4f}")
+    width = max(len(name) for name in report["layers"])
+    for name, row in report["layers"].items():
+        print(
+            f"{name:<{width}}  accuracy {row['accuracy']:.4f} at p={report['test_rate']:g} "
+            f"(drop {100 * row['drop']:+.2f} points, {row['stored_bits']} bits)"
+        )

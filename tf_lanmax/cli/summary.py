@@ -9,18 +9,35 @@ Example:
   lanmax summary --model_path runs/train/model.keras --technology yang_murmann_28nm
 """
 
+import dataclasses
+
 import tf_lanmax as tl
-from tf_lanmax.cli import flags_common as common
+from tf_lanmax.cli import common, shared
+from tf_lanmax.cli.options import check_fields
 
-SHARED_FLAGS = ("model_path", "technology")
-
-
-def validate(flag_values):
-    """Raises `UsageError` for a bad flag value, before any work."""
-    common.check_common(flag_values, SHARED_FLAGS)
+WRITES_REPORT = False  # prints only
 
 
-def run(flag_values, args):
-    del args
-    tl.summary(common.load_model(flag_values.model_path), technology=flag_values.technology)
-    return 0
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """`lanmax summary`'s settings."""
+
+    model_path: str | None = shared.model_path()
+    technology: str | None = shared.technology()
+
+    def __post_init__(self):
+        check_fields(self)
+        shared.required_model_path(self)
+
+
+def run(settings, run_dir=None):
+    """The energy profile of the saved model: `{"model": name, "energy": tl.summary(...)}`."""
+    del run_dir
+    model = common.load_model(settings.model_path)
+    technology = tl.memory.get(settings.technology)  # None: the library's default
+    profile = tl.summary(model, technology=technology, print_fn=None)
+    return {"command": "summary", "model": model.name, "energy": profile}
+
+
+def show(report):
+    print(common.energy_table(report["model"], report["energy"]))

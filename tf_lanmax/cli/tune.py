@@ -21,113 +21,114 @@ Example:
   lanmax tune --tuner grid --alphas 0.1,1,10 --epochs 3 --train_split 'train[:2000]'
 """
 
+import dataclasses
 import os
 import time
 
-import keras
-import keras_tuner
-from absl import flags
-
 import tf_lanmax as tl
-from tf_lanmax import tuning
-from tf_lanmax.cli import flags_common as common
-from tf_lanmax.tuning.hypermodel import OBJECTIVES
+from tf_lanmax.cli import common, shared
+from tf_lanmax.cli.options import InvalidOption, at_least, check_fields, each, option, positive
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
 PROJECT = "tuner"  # Keras Tuner's project folder inside --run_dir
 HYPERBAND_FACTOR = 3
 
-flags.DEFINE_enum("tuner", "grid", TUNERS, "Keras Tuner search over alpha.")
-flags.DEFINE_list(
-    "alphas",
-    [],
-    "Alphas the search may take (>= 2 distinct, > 0). Defaults to the range: a geometric grid "
-    "of --trials alphas for grid, log-uniform for the other tuners.",
-)
-flags.DEFINE_float("alpha_min", 0.01, "Smallest alpha of the search range (> 0).")
-flags.DEFINE_float("alpha_max", 30.0, "Largest alpha of the search range (> --alpha_min).")
-flags.DEFINE_integer(
-    "trials", 6, "Trials of random / bayesian search; alphas of grid search without --alphas."
-)
-flags.DEFINE_enum(
-    "objective",
-    "score",
-    tuple(OBJECTIVES),
-    "Metric the tuner ranks trials by; score = accuracy - energy_weight * E-bar.",
-)
-flags.DEFINE_float("energy_weight", 0.1, "Weight of E-bar in the score objective (>= 0).")
-flags.DEFINE_float("max_step", 1.0, "LaNMax: largest change of ln p per epoch (> 0).")
-flags.DEFINE_bool("resume", False, "Continue the search in <run_dir>/tuner, not start over.")
 
-SHARED_FLAGS = (
-    "run_dir",
-    "dataset",
-    "train_split",
-    "split",
-    "epochs",
-    "batch_size",
-    "fault_rate",
-    "draws",
-    "confidence",
-    "seed",
-    "width",
-    "learning_rate",
-    "lanmax_warmup_epochs",
-    "technology",
-)
+def _hypermodel_check(name, value):
+    """Constructs a `tl.tuning.LaNMaxHyperModel` with this one argument."""
+    tl.tuning.LaNMaxHyperModel(lambda hp: None, **{name: value})
 
 
-def search_alphas(tuner="grid", alphas=(), alpha_min=0.01, alpha_max=30.0, trials=6):
+def _max_step_check(name, value):
+    tl.LaNMax(max_step=value)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """`lanmax tune`'s settings; see the module docstring."""
+
+    tuner: str = option("grid", "Keras Tuner search over alpha.", choices=TUNERS)
+    alphas: tuple[float, ...] = option(
+        (),
+        "Alphas the search may take (>= 2 distinct, > 0). Defaults to the range: a geometric "
+        "grid of --trials alphas for grid, log-uniform for the other tuners.",
+        check=each(positive()),
+    )
+    alpha_min: float = option(0.01, "Smallest alpha of the search range (> 0).", check=positive())
+    alpha_max: float = option(
+        30.0, "Largest alpha of the search range (> --alpha_min).", check=positive()
+    )
+    trials: int = option(
+        6,
+        "Trials of random / bayesian search; alphas of grid search without --alphas.",
+        check=at_least(1),
+    )
+    objective: str = option(
+        "score",
+        "Metric the tuner ranks trials by (a tl.tuning objective); score = accuracy - "
+        "energy_weight * E-bar.",
+        check=_hypermodel_check,
+    )
+    energy_weight: float = option(
+        0.1, "Weight of E-bar in the score objective (>= 0).", check=_hypermodel_check
+    )
+    max_step: float = option(
+        1.0, "LaNMax: largest change of ln p per epoch (> 0).", check=_max_step_check
+    )
+    resume: bool = option(False, "Continue the search in <run_dir>/tuner, not start over.")
+    dataset: str = shared.dataset()
+    train_split: str = shared.train_split()
+    split: str = shared.split()
+    epochs: int = shared.epochs()
+    batch_size: int = shared.batch_size()
+    learning_rate: float = shared.learning_rate()
+    width: float | None = shared.width()
+    fault_rate: float = shared.fault_rate()
+    lanmax_warmup_epochs: int = shared.lanmax_warmup_epochs()
+    technology: str | None = shared.technology()
+    draws: int = shared.draws()
+    confidence: float = shared.confidence()
+    seed: int = shared.seed()
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.alphas:
+            if len(set(self.alphas)) < 2:
+                raise InvalidOption(
+                    "alphas",
+                    self.alphas,
+                    "must list at least 2 distinct alphas (a front needs several trials)",
+                )
+        else:
+            try:
+                tl.tuning.LaNMaxHyperModel(
+                    lambda hp: None, alpha_range=(self.alpha_min, self.alpha_max)
+                )
+            except ValueError as error:
+                raise InvalidOption("alpha_max", self.alpha_max, error) from None
+            if self.tuner == "grid" and self.trials < 2:
+                raise InvalidOption("trials", self.trials, "a grid over the range needs >= 2")
+        if self.tuner == "hyperband" and self.epochs < HYPERBAND_FACTOR:
+            raise InvalidOption(
+                "epochs",
+                self.epochs,
+                f"must be >= {HYPERBAND_FACTOR} with --tuner=hyperband: its successive halving "
+                f"(factor {HYPERBAND_FACTOR}) first trains for --epochs/{HYPERBAND_FACTOR} epochs",
+            )
+
+
+def search_alphas(settings):
     """The alphas a search may take: `alphas`, a geometric grid for `grid`, or None (the range).
 
-    Args:
-        tuner: one of `TUNERS`. Defaults to `"grid"`.
-        alphas: explicit alphas, each > 0 (duplicates are dropped). Defaults to `()`.
-        alpha_min: lower end of the range. Defaults to `0.01`.
-        alpha_max: upper end of the range. Defaults to `30.0`.
-        trials: number of grid alphas when `alphas` is empty. Defaults to `6`.
-
-    Returns:
-        A sorted list of floats, or None for a continuous log-uniform range.
-
     Example:
-    >>> search_alphas("grid", alpha_min=0.01, alpha_max=10.0, trials=4)  # [0.01, 0.1, 1, 10]
+    >>> [round(a, 6) for a in search_alphas(Settings(alpha_min=0.01, alpha_max=10.0, trials=4))]
+    [0.01, 0.1, 1.0, 10.0]
     """
-    if alphas:
-        return sorted({float(a) for a in alphas})
-    if tuner == "grid":
-        return tuning.geometric_alphas((alpha_min, alpha_max), trials)
+    if settings.alphas:
+        return sorted(set(settings.alphas))
+    if settings.tuner == "grid":
+        return tl.tuning.geometric_alphas((settings.alpha_min, settings.alpha_max), settings.trials)
     return None
-
-
-def validate(flag_values):
-    """Raises `UsageError` for a bad flag value, before any work."""
-    common.check_common(flag_values, SHARED_FLAGS)
-    if flag_values.alphas:
-        alphas = common.parse_floats("alphas", flag_values.alphas)
-        if len(set(alphas)) < 2:
-            raise common.UsageError(
-                "--alphas must list at least 2 distinct alphas > 0 (a front needs several "
-                f"trials). Received: --alphas={','.join(flag_values.alphas)}"
-            )
-    else:
-        low = common.check_positive_flag("alpha_min", flag_values.alpha_min)
-        high = common.check_positive_flag("alpha_max", flag_values.alpha_max)
-        if not high > low:
-            raise common.UsageError(
-                f"--alpha_max must be greater than --alpha_min={low:g}. "
-                f"Received: --alpha_max={high:g}"
-            )
-    low_trials = 2 if flag_values.tuner == "grid" and not flag_values.alphas else 1
-    common.check_int_flag("trials", flag_values.trials, low=low_trials)
-    common.check_positive_flag("energy_weight", flag_values.energy_weight, allow_zero=True)
-    common.check_positive_flag("max_step", flag_values.max_step)
-    if flag_values.tuner == "hyperband" and flag_values.epochs < HYPERBAND_FACTOR:
-        raise common.UsageError(
-            f"--epochs must be >= {HYPERBAND_FACTOR} with --tuner=hyperband: its successive "
-            f"halving (factor {HYPERBAND_FACTOR}) first trains for --epochs/{HYPERBAND_FACTOR} "
-            f"epochs. Received: --epochs={flag_values.epochs}"
-        )
 
 
 def make_tuner(kind, hypermodel, directory, max_trials, epochs, seed=0, overwrite=True):
@@ -151,6 +152,8 @@ def make_tuner(kind, hypermodel, directory, max_trials, epochs, seed=0, overwrit
         "project_name": PROJECT,
         "overwrite": overwrite,
     }
+    import keras_tuner
+
     if kind == "grid":
         return keras_tuner.GridSearch(hypermodel, max_trials=max_trials, **kwargs)
     if kind == "random":
@@ -166,6 +169,8 @@ def make_tuner(kind, hypermodel, directory, max_trials, epochs, seed=0, overwrit
 
 def _builder(info, width, fault_rate, learning_rate, decay_steps, seed):
     """``hp -> compiled binary CNN``: the network `lanmax train` trains by default."""
+
+    import keras
 
     def build_model(hp):
         del hp  # alpha is LaNMax's, not the network's
@@ -198,145 +203,101 @@ def print_front(front, confidence):
         )
 
 
-def tune_and_report(
-    run_dir,
-    dataset="fashion_mnist_subset",
-    tuner="grid",
-    alphas=(),
-    alpha_min=0.01,
-    alpha_max=30.0,
-    trials=6,
-    train_split="train",
-    split="test",
-    epochs=8,
-    batch_size=128,
-    fault_rate=1e-3,
-    draws=10,
-    confidence=0.95,
-    seed=0,
-    width=None,
-    learning_rate=3e-3,
-    lanmax_warmup_epochs=1,
-    max_step=1.0,
-    objective="score",
-    energy_weight=0.1,
-    resume=False,
-    technology="exponential_law",
-    verbose=None,
-):
-    """Runs the alpha search and writes `run_dir/{report.json, front.png, tuner/}`.
+def run(settings, run_dir, verbose=None):
+    """Runs the alpha search; returns the report (its `front` empty when every trial failed).
 
-    Args:
-        run_dir: output folder; Keras Tuner's project is `run_dir/tuner`.
-        dataset: a `tl.data` dataset. Defaults to `"fashion_mnist_subset"`.
-        tuner: one of `TUNERS`. Defaults to `"grid"`.
-        alphas: explicit alphas (see `search_alphas`). Defaults to `()`.
-        alpha_min: lower end of the alpha range. Defaults to `0.01`.
-        alpha_max: upper end of the alpha range. Defaults to `30.0`.
-        trials: trials (random, bayesian) or grid alphas without `alphas`. Defaults to `6`.
-        train_split: split each trial trains on. Defaults to `"train"`.
-        split: split of the evaluation under faults. Defaults to `"test"`.
-        epochs: training epochs per trial (Hyperband's maximum). Defaults to `8`.
-        batch_size: training batch size. Defaults to `128`.
-        fault_rate: initial p of every faulty layer. Defaults to `1e-3`.
-        draws: fault draws of each trial's evaluation. Defaults to `10`.
-        confidence: coverage of the accuracy intervals. Defaults to `0.95`.
-        seed: base seed of the trials, the data order and the tuner. Defaults to `0`.
-        width: binary CNN width multiplier (None: 1). Defaults to `None`.
-        learning_rate: peak Adam learning rate (cosine decay). Defaults to `3e-3`.
-        lanmax_warmup_epochs: LaNMax epochs that do not update p. Defaults to `1`.
-        max_step: LaNMax's largest change of ln p per epoch. Defaults to `1.0`.
-        objective: the metric the tuner ranks by (see `LaNMaxHyperModel`). Defaults to
-            `"score"`.
-        energy_weight: weight of E-bar in the score. Defaults to `0.1`.
-        resume: continue the saved search instead of starting over. Defaults to `False`.
-        technology: the `tl.memory` technology whose energy model LaNMax and the trials'
-            energy use. Defaults to `"exponential_law"`.
-        verbose: Keras Tuner's verbosity. Defaults to `None` (bars in a terminal, lines else).
-
-    Returns:
-        The report dict (as written to report.json). Its ``front`` is empty, and
-        ``num_completed`` 0, when every trial failed.
+    Keras Tuner's project is `run_dir/tuner`.
     """
     verbose = common.keras_verbose() if verbose is None else verbose
-    tech = tl.memory.get(technology)
-    train = common.load_data(dataset, train_split, batch_size, flag="train_split", seed=seed)
-    test = common.load_data(dataset, split, 512)
-    info = tl.data.info(dataset)
-    space = search_alphas(tuner, alphas, alpha_min, alpha_max, trials)
+    tech = tl.memory.get(settings.technology)
+    train = common.load_data(
+        settings.dataset,
+        settings.train_split,
+        settings.batch_size,
+        flag="train_split",
+        seed=settings.seed,
+    )
+    test = common.load_data(settings.dataset, settings.split, settings.batch_size)
+    info = tl.data.info(settings.dataset)
+    space = search_alphas(settings)
     build_model = _builder(
         info,
-        width,
-        fault_rate,
-        learning_rate,
-        max(1, epochs * int(train.cardinality())),
-        seed,
+        settings.width,
+        settings.fault_rate,
+        settings.learning_rate,
+        max(1, settings.epochs * int(train.cardinality())),
+        settings.seed,
     )
-    settings = {
-        "epochs": epochs,
-        "draws": draws,
-        "confidence": confidence,
-        "energy_weight": energy_weight,
-        "objective": objective,
+    hyper = {
+        "epochs": settings.epochs,
+        "draws": settings.draws,
+        "confidence": settings.confidence,
+        "energy_weight": settings.energy_weight,
+        "objective": settings.objective,
         "lanmax_kwargs": {
-            "max_step": max_step,
-            "warmup_epochs": lanmax_warmup_epochs,
+            "max_step": settings.max_step,
+            "warmup_epochs": settings.lanmax_warmup_epochs,
             "p_max": tech.ber_range[1],  # no saving is known past the last measured BER
         },
         "energy_model": tech.energy_model(),
-        "seed": seed,
+        "seed": settings.seed,
     }
     if space is None:
-        hypermodel = tuning.LaNMaxHyperModel(
-            build_model, alpha_range=(alpha_min, alpha_max), **settings
-        )
+        alphas = {"alpha_range": (settings.alpha_min, settings.alpha_max)}
     else:
-        hypermodel = tuning.LaNMaxHyperModel(build_model, alphas=space, **settings)
-    max_trials = len(space) if tuner == "grid" else trials
-    search = make_tuner(tuner, hypermodel, run_dir, max_trials, epochs, seed, not resume)
-
+        alphas = {"alphas": space}
+    hypermodel = tl.tuning.LaNMaxHyperModel(build_model, **alphas, **hyper)
+    max_trials = len(space) if settings.tuner == "grid" else settings.trials
+    search = make_tuner(
+        settings.tuner,
+        hypermodel,
+        run_dir,
+        max_trials,
+        settings.epochs,
+        settings.seed,
+        not settings.resume,
+    )
+    common.progress(f"{settings.tuner} search over alpha, {max_trials} trials")
     start = time.perf_counter()
     search.search(train, validation_data=test, verbose=verbose)
     seconds = time.perf_counter() - start
 
-    points = tuning.trial_points(search)
+    points = tl.tuning.trial_points(search)
     completed = [p for p in points if p["status"] == "COMPLETED"]
     metadata = {
         "command": "tune",
-        "dataset": dataset,
-        "train_split": train_split,
-        "split": split,
+        "dataset": settings.dataset,
+        "train_split": settings.train_split,
+        "split": settings.split,
         "model": "binary_cnn",
-        "width": width or 1.0,
-        "fault_rate": fault_rate,
-        "tuner": tuner,
+        "width": settings.width or 1.0,
+        "fault_rate": settings.fault_rate,
+        "tuner": settings.tuner,
         "search_space": (
             {"alphas": space}
             if space is not None
-            else {"alpha_range": [alpha_min, alpha_max], "sampling": "log"}
+            else {"alpha_range": [settings.alpha_min, settings.alpha_max], "sampling": "log"}
         ),
         "max_trials": max_trials,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "lanmax": settings["lanmax_kwargs"],
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "learning_rate": settings.learning_rate,
+        "lanmax": hyper["lanmax_kwargs"],
         "technology": tech.name,
-        "draws": draws,
-        "confidence": confidence,
-        "objective": objective,
-        "energy_weight": energy_weight,
-        "seed": seed,
+        "draws": settings.draws,
+        "confidence": settings.confidence,
+        "objective": settings.objective,
+        "energy_weight": settings.energy_weight,
+        "seed": settings.seed,
         "search_seconds": seconds,
         "tuner_dir": os.path.abspath(search.project_dir),
         "energy_unit": (
             f"bit-units (a reliable bit read costs 1; eta(p) of technology {tech.name})"
         ),
-        "plots": [],
         "package_version": tl.__version__,
     }
-    report_path = os.path.join(run_dir, "report.json")
     if not completed:
-        report = {
+        return {
             **metadata,
             "num_trials": len(points),
             "num_completed": 0,
@@ -346,52 +307,37 @@ def tune_and_report(
             "reference": None,
             "points": points,
         }
-        messages = sorted({p.get("message", p["status"]) for p in points})
-        print(f"No trial completed ({len(points)} tried): {'; '.join(messages)}")
-        common.write_report(run_dir, report)
-        return report
-
     # Hypervolume box: the all-reliable memory (eta = 1 per bit) and chance accuracy.
     reference = (completed[0]["total_bits"], 1.0 / info["num_classes"])
-    title = f"LaNMax alpha search ({tuner}, {len(points)} trials), {dataset}"
-    metadata["plots"] = [tuning.plot_front(points, os.path.join(run_dir, "front.png"), title)]
-    report = tuning.export_json(points, report_path, reference=reference, metadata=metadata)
-    front = report["front"]
+    return tl.tuning.front_report(points, reference=reference, metadata=metadata)
+
+
+def plot(report, run_dir):
+    if not report["num_completed"]:
+        return []
+    title = (
+        f"LaNMax alpha search ({report['tuner']}, {report['num_trials']} trials), "
+        f"{report['dataset']}"
+    )
+    return [tl.tuning.plot_front(report["points"], os.path.join(run_dir, "front.png"), title)]
+
+
+def show(report):
+    points = report["points"]
+    if not report["num_completed"]:
+        messages = sorted({p.get("message", p["status"]) for p in points})
+        print(f"No trial completed ({len(points)} tried): {'; '.join(messages)}")
+        return
+    energy, accuracy = report["reference"]
     print(
-        f"{len(completed)}/{len(points)} trials completed in {seconds:.0f} s; Pareto front of "
-        f"{len(front)} points, hypervolume {report['hypervolume']:.4g} (reference: energy "
-        f"{reference[0]:g}, accuracy {reference[1]:g})"
+        f"{report['num_completed']}/{len(points)} trials completed in "
+        f"{report['search_seconds']:.0f} s; Pareto front of {len(report['front'])} points, "
+        f"hypervolume {report['hypervolume']:.4g} (reference: energy {energy:g}, accuracy "
+        f"{accuracy:g})"
     )
-    print_front(front, confidence)
-    print(f"Report: {report_path}")
-    return report
+    print_front(report["front"], report["confidence"])
 
 
-def run(flag_values, args):
-    del args
-    report = tune_and_report(
-        common.run_dir(flag_values, "tune"),
-        dataset=flag_values.dataset,
-        tuner=flag_values.tuner,
-        alphas=common.parse_floats("alphas", flag_values.alphas, allow_empty=True),
-        alpha_min=flag_values.alpha_min,
-        alpha_max=flag_values.alpha_max,
-        trials=flag_values.trials,
-        train_split=flag_values.train_split,
-        split=flag_values.split,
-        epochs=flag_values.epochs,
-        batch_size=flag_values.batch_size,
-        fault_rate=flag_values.fault_rate,
-        draws=flag_values.draws,
-        confidence=flag_values.confidence,
-        seed=flag_values.seed,
-        width=flag_values.width,
-        learning_rate=flag_values.learning_rate,
-        lanmax_warmup_epochs=flag_values.lanmax_warmup_epochs,
-        max_step=flag_values.max_step,
-        objective=flag_values.objective,
-        energy_weight=flag_values.energy_weight,
-        resume=flag_values.resume,
-        technology=flag_values.technology,
-    )
+def exit_status(report):
+    """1 when no trial completed."""
     return 0 if report["num_completed"] else 1

@@ -26,6 +26,7 @@ import threading
 import warnings
 
 from tf_lanmax._io import exclusive_lock
+from tf_lanmax._validation import check_name as check_registry_name
 from tf_lanmax.data import idx
 from tf_lanmax.errors import DatasetUnavailableError
 
@@ -110,8 +111,7 @@ def _read_only_dirs(data_dir):
 
 
 def check_name(name):
-    if name not in DATASETS:
-        raise ValueError(f"`name` must be one of {list(DATASETS)}. Received: name={name!r}")
+    check_registry_name("name", name, list(DATASETS))
 
 
 @functools.lru_cache(maxsize=16)

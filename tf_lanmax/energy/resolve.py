@@ -9,6 +9,7 @@ import keras
 
 from tf_lanmax.energy.model import EnergyModel
 from tf_lanmax.energy.tabulated import TabulatedEnergyModel
+from tf_lanmax.errors import ArgumentTypeError, UnknownNameError
 
 #: The methods and attributes every energy model has (LaNMax and the profile use them).
 PROTOCOL = ("p0", "eta", "rate", "get_config")
@@ -67,7 +68,9 @@ def get(identifier):
         An energy model.
 
     Raises:
-        ValueError: naming `energy_model`, the names allowed and the value received.
+        UnknownNameError: for an unknown name (a `ValueError`), listing the names.
+        ArgumentTypeError: for an object that is no energy model (a `TypeError`).
+        ValueError: for a config dict that is no energy model.
 
     Example:
     >>> get(None).a                        # 12.8
@@ -92,7 +95,9 @@ def get(identifier):
         return identifier
     if callable(getattr(identifier, "energy_model", None)):  # a tl.memory.Technology
         return get(identifier.energy_model())
-    raise ValueError(
-        f"`energy_model` must be None, one of {names()}, a technology, a config dict or an "
-        f"object with {', '.join(PROTOCOL)}. Received: energy_model={identifier!r}"
+    also = f"None, a technology, a config dict or an object with {', '.join(PROTOCOL)}"
+    if isinstance(identifier, str):
+        raise UnknownNameError("energy_model", identifier, names(), also)
+    raise (ValueError if isinstance(identifier, dict) else ArgumentTypeError)(
+        f"`energy_model` must be one of {names()}, {also}. Received: energy_model={identifier!r}"
     )

@@ -105,7 +105,9 @@ def for_serving(
             `SharpnessAwareModel`, its `inner` model is exported.
         base_path: folder of the versions.
         version: a positive int, or None for the next free version. Defaults to `None`.
-        model_name: name for TF Serving. Defaults to the model's name.
+        model_name: name for TF Serving. Defaults to the name of the `base_path` folder, as TF
+            Serving's own layout `/models/<model_name>/<version>` has it (not the model's
+            name, which Keras may have made up, e.g. `sequential_3`).
         warmup_examples: float32 array of inputs for the warm-up requests (one request per row,
             at most 8). Defaults to `None` (zeros of the input shape).
         energy_model: a `tl.EnergyModel` for the metadata. Defaults to `EnergyModel()`.
@@ -135,7 +137,7 @@ def for_serving(
         )
 
     model = getattr(model, "inner", model)
-    model_name = model_name or model.name
+    model_name = model_name or os.path.basename(os.path.normpath(os.path.abspath(base_path)))
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", model_name):
         raise ValueError(
             f"`model_name` must match [A-Za-z0-9_.-]+. Received: model_name={model_name!r}"

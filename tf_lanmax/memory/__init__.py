@@ -13,6 +13,7 @@ Example:
 """
 
 from tf_lanmax import energy as _energy
+from tf_lanmax._validation import check_name
 from tf_lanmax.memory.presets import DEFAULT, PRESETS
 from tf_lanmax.memory.technology import OperatingPoint, Technology
 
@@ -33,7 +34,8 @@ def get(identifier=None):
         A `Technology`.
 
     Raises:
-        ValueError: for an unknown name, listing the names.
+        UnknownNameError: for an unknown name (a `ValueError`), listing the names.
+        ArgumentTypeError: for anything else that is not a `Technology` (a `TypeError`).
 
     Example:
     >>> get("salami_fpga_bram").rate(0.56)  # BER of the VC707's BRAMs at 0.56 V
@@ -42,12 +44,8 @@ def get(identifier=None):
         identifier = DEFAULT
     if isinstance(identifier, Technology):
         return identifier
-    if isinstance(identifier, str) and identifier in PRESETS:
-        return PRESETS[identifier]()
-    raise ValueError(
-        f"`technology` must be one of {names()} or a tl.memory.Technology. "
-        f"Received: technology={identifier!r}"
-    )
+    also = "or a tl.memory.Technology"
+    return PRESETS[check_name("technology", identifier, names(), also)]()
 
 
 def _register_energy_names():

@@ -30,6 +30,7 @@ from tf_lanmax.memse.mirror_layers import MirrorRule, Moments
 from tf_lanmax.memse.monte_carlo import MonteCarloResult, monte_carlo
 from tf_lanmax.memse.optimize import GmaxResult, mse_power_curve, optimize_gmax
 from tf_lanmax.memse.penalty import MemSEPenaltyModel
+from tf_lanmax.memse.power_budget import power_report
 
 __all__ = [
     "Crossbar",
@@ -44,6 +45,7 @@ __all__ = [
     "monte_carlo",
     "mse_power_curve",
     "optimize_gmax",
+    "power_report",
     "faulty_copy",
     "register_mirror",
     "supported_layers",

@@ -4,7 +4,7 @@ import math
 
 import keras
 
-from tf_lanmax._validation import check_int, check_one_of, check_positive
+from tf_lanmax._validation import check_int, check_name, check_positive
 from tf_lanmax.sam.lookbehind import check_lookbehind
 from tf_lanmax.sam.one_pass_step import one_pass_train_step
 from tf_lanmax.sam.perturbation import DEFAULT_RHO, RULES
@@ -115,7 +115,7 @@ class SharpnessAwareModel(SeededWrapper):
         **kwargs,
     ):
         super().__init__(model, seed=seed, **kwargs)
-        self.rule = check_one_of("rule", rule, RULES)
+        self.rule = check_name("rule", rule, RULES)
         self.rho = check_positive("rho", DEFAULT_RHO[rule] if rho is None else rho)
         self.eta = check_positive("eta", eta, allow_zero=True)
         if p not in (2, math.inf):

@@ -13,6 +13,8 @@ import math
 
 from keras import ops
 
+from tf_lanmax.errors import UnknownNameError
+
 XI = 1e-12
 #: The gradient (ascent) rules: eps from the gradient at w, a second gradient at w + eps.
 GRADIENT_RULES = ("sam", "asam", "samson")
@@ -136,4 +138,4 @@ def perturbation(rule, weights, grads, rho, eta=0.01, p=math.inf, is_weight=None
             "`tf_lanmax.sam.rwp_perturbation(weights, rho, seed, is_weight)`. "
             f"Gradient rules: {list(GRADIENT_RULES)}"
         )
-    raise ValueError(f"`rule` must be one of {list(GRADIENT_RULES)}. Received: rule={rule!r}")
+    raise UnknownNameError("rule", rule, list(GRADIENT_RULES))

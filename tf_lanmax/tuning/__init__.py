@@ -12,7 +12,7 @@ Example:
 
 from tf_lanmax.tuning.hypermodel import LaNMaxHyperModel, check_alpha_range, trial_seed
 from tf_lanmax.tuning.pareto import front_indices, hypervolume, pareto_front
-from tf_lanmax.tuning.report import export_json, plot_front
+from tf_lanmax.tuning.report import export_json, front_report, plot_front
 from tf_lanmax.tuning.sweep import alpha_sweep, geometric_alphas
 from tf_lanmax.tuning.trials import trial_points
 
@@ -21,6 +21,7 @@ __all__ = [
     "alpha_sweep",
     "check_alpha_range",
     "export_json",
+    "front_report",
     "front_indices",
     "geometric_alphas",
     "hypervolume",

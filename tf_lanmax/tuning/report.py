@@ -83,28 +83,30 @@ def plot_front(source, path, title="Energy/accuracy trade-off of the alpha searc
     return save_figure(fig, path)
 
 
-def export_json(source, path, reference=None, metadata=None):
-    """Writes every point, the front and (with a reference) the hypervolume as JSON.
+def front_report(source, reference=None, metadata=None):
+    """Every point, the front and (with a reference) the hypervolume, as one JSON-ready dict.
 
     Args:
         source: the points, in any form `pareto_front` accepts (a tuner's failed trials are
             listed with their status and message).
-        path: the JSON path, written atomically.
         reference: optional `(energy_ref, accuracy_ref)` for the hypervolume. Defaults to
             `None`.
         metadata: optional dict merged into the top level (command, data, settings...).
             Defaults to `None`.
 
     Returns:
-        The payload written (a dict with ``front``, ``points``, ``num_trials``,
-        ``num_completed``, ``num_failed``, ``front_trial_ids``, ``hypervolume``,
-        ``reference``).
+        A dict with ``front``, ``points``, ``num_trials``, ``num_completed``, ``num_failed``,
+        ``front_trial_ids``, ``hypervolume``, ``reference`` and the metadata.
 
     Raises:
         ValueError: on bad points (see `pareto_front`) or a bad `reference`.
 
     Example:
-    >>> tl.tuning.export_json(tuner, "front.json", reference=(total_bits, 0.1))
+    >>> points = [{"alpha": 1.0, "energy": 5.0, "accuracy": 0.9},
+    ...           {"alpha": 2.0, "energy": 4.0, "accuracy": 0.8}]
+    >>> report = front_report(points, reference=(10.0, 0.1))
+    >>> len(report["front"]), round(report["hypervolume"], 6)
+    (2, 4.7)
     """
     points = all_points(source)
     completed = _completed(points)
@@ -123,5 +125,28 @@ def export_json(source, path, reference=None, metadata=None):
             "points": points,
         }
     )
+    return payload
+
+
+def export_json(source, path, reference=None, metadata=None):
+    """Writes `front_report` as JSON, atomically.
+
+    Args:
+        source: the points (see `front_report`).
+        path: the JSON path.
+        reference: optional `(energy_ref, accuracy_ref)` for the hypervolume. Defaults to
+            `None`.
+        metadata: optional dict merged into the top level. Defaults to `None`.
+
+    Returns:
+        The payload written.
+
+    Raises:
+        ValueError: on bad points (see `pareto_front`) or a bad `reference`.
+
+    Example:
+    >>> tl.tuning.export_json(tuner, "front.json", reference=(total_bits, 0.1))
+    """
+    payload = front_report(source, reference=reference, metadata=metadata)
     write_json_atomic(path, payload)
     return payload
