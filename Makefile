@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-EXTRAS ?= cpu,test,jax
+EXTRAS ?= cpu,test,jax,docs
 
-.PHONY: demo test test-jax test-slow lint bench clean venv
+.PHONY: demo test test-jax test-slow lint bench clean venv docs
 
 venv: $(STAMP)
 
@@ -33,6 +33,11 @@ test-jax: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q --run-slow -m slow
 
+# The docs site (mkdocs.yml): maths pages, tutorials, results, API reference from the
+# docstrings, into site/. --strict: any warning (a broken link, a bad docstring) fails it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict --quiet
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
@@ -40,4 +45,4 @@ bench: $(STAMP)
 	$(PY) bench/faults_overhead.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache
