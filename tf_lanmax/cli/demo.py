@@ -3,7 +3,7 @@
 1. Trains the binary CNN with bit flips at a fixed p, prints the memory-energy summary and the
    test accuracy under faults with its CI.
 2. Trains it again from p = 1e-2 with LaNMax and prints the summary at the learned per-layer p.
-Writes <run_dir>/report.json and <run_dir>/model.keras.
+Writes <run_dir>/report.json, <run_dir>/model.keras and <run_dir>/summary.png.
 """
 
 import os
@@ -111,6 +111,7 @@ def train_and_report(
     os.makedirs(run_dir, exist_ok=True)
     model.save(os.path.join(run_dir, "model.keras"))
     flags_common.write_report(run_dir, report)
+    tl.reports.plot_demo_summary(report, os.path.join(run_dir, "summary.png"))
     return report
 
 
