@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-EXTRAS ?= cpu,test,jax
+EXTRAS ?= cpu,test,jax,docs
 # CPU torch for `make test-torch`: the pinned CPU wheel, else PyTorch's CPU index, else plain
 # `torch` (a plain `pip install torch` on Linux pulls ~3 GB of CUDA wheels).
 TORCH_CPU ?= torch==2.13.0+cpu
@@ -12,7 +12,7 @@ TORCH_STAMP := $(VENV)/.torch-installed
 # `make test-jax` and `make test-torch` run; `make test` runs everything on TensorFlow.
 CORE := -m core
 
-.PHONY: demo test test-jax test-torch test-slow test-wheel lint bench clean venv torch
+.PHONY: demo test test-jax test-torch test-slow test-wheel lint bench clean venv torch docs
 
 venv: $(STAMP)
 
@@ -58,6 +58,11 @@ test-slow: $(TORCH_STAMP)  # the plain-PyTorch tutorial runs on torch
 test-wheel: $(STAMP)
 	TF_LANMAX_WHEEL_TEST=1 $(PY) -m pytest -q -s --run-slow tests/test_wheel.py
 
+# The docs site (mkdocs.yml): maths pages, tutorials, results, API reference from the
+# docstrings, into site/. --strict: any warning (a broken link, a bad docstring) fails it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict --quiet
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
@@ -65,4 +70,4 @@ bench: $(STAMP)
 	$(PY) bench/faults_overhead.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache

@@ -31,7 +31,7 @@ from keras import layers  # noqa: E402
 import tf_lanmax as tl  # noqa: E402
 from tf_lanmax import memse  # noqa: E402
 from tf_lanmax._io import write_json_atomic  # noqa: E402
-from tf_lanmax.reports.plots import plt, save_figure  # noqa: E402
+from tf_lanmax.reports.plots import save_figure  # noqa: E402
 
 
 def parse_args(argv):
@@ -253,6 +253,8 @@ def plot_comparison(analog, digital, path):
         err.append(m["half_width"])
         for mode in preds:
             preds[mode].append(row.get(mode, {}).get("predicted_mse", np.nan))
+    import matplotlib.pyplot as plt  # a script: pyplot picks a backend (Agg without a display)
+
     xs = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(rows)), 4.5))
     ax.bar(xs - 0.25, mc, 0.25, yerr=err, capsize=3, label="Monte-Carlo (95% CI)")
@@ -260,13 +262,15 @@ def plot_comparison(analog, digital, path):
     ax.bar(xs + 0.25, preds["diagonal"], 0.25, label="MemSE diagonal")
     ax.set_yscale("log")
     ax.set_xticks(xs, labels, fontsize=7)
-    ax.set_ylabel("MSE of the logits")
+    ax.set_ylabel("MSE of the logits (squared logit units)")
     ax.set_title("Predicted vs sampled MSE, real Fashion-MNIST CNN")
     ax.legend(fontsize=8)
     return save_figure(fig, path)
 
 
 def plot_curve(curve, budget_row, path):
+    import matplotlib.pyplot as plt
+
     power = [p["power_budget"] for p in curve]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(power, [p["single"]["predicted_mse"] for p in curve], "o-", label="best single Gmax")
@@ -281,7 +285,7 @@ def plot_curve(curve, budget_row, path):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("power budget (crossbar power units)")
-    ax.set_ylabel("MSE of the logits (predicted; black: MC)")
+    ax.set_ylabel("MSE of the logits (squared logit units; black: MC)")
     ax.set_title(f"MSE vs power, sigma = {budget_row['sigma']:g}")
     ax.legend(fontsize=8)
     return save_figure(fig, path)

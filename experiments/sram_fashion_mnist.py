@@ -120,8 +120,8 @@ def part_a(args, train_ds, test):
         tr = row["transient"]["accuracy"]
         ax.axvline(tr["mean"], color="tab:red", label="transient mean")
         ax.axvspan(tr["low"], tr["high"], color="tab:red", alpha=0.2, label="transient 95% CI")
-        ax.set_xlabel("test accuracy under faults")
-        ax.set_ylabel("chips")
+        ax.set_xlabel("test accuracy under faults (fraction of images)")
+        ax.set_ylabel("chips (count)")
         ax.set_title(f"{label}, p = {row['p']:g}")
         ax.legend(fontsize=8, loc="upper left")
     save_figure(fig, os.path.join(args.out_dir, "sram_chips.png"))
@@ -233,7 +233,7 @@ def part_b(args, train_ds, test):
         )
     ax.axhline(target, color="k", ls="--", label=f"reliable - {args.tolerance:.0%}")
     ax.set_xlabel("memory energy saving vs reliable memory (x)")
-    ax.set_ylabel("test accuracy under faults")
+    ax.set_ylabel("test accuracy under faults (fraction of images)")
     ax.set_title("8-bit CNN: 95% CI over training seeds")
     for name, points in single.items():
         ax.plot(points[0]["energy_ratio"], points[0]["accuracy"], "x", label=f"{name} (1 seed)")
@@ -298,7 +298,7 @@ def part_c(args, train_ds, test):
                 textcoords="offset points",
             )
     ax.set_xlabel("memory energy saving vs reliable, check bits counted (x)")
-    ax.set_ylabel("test accuracy under faults")
+    ax.set_ylabel("test accuracy under faults (fraction of images)")
     ax.set_title("8-bit CNN: SECDED vs none (95% CI over fault draws)")
     ax.legend(loc="lower left")
     save_figure(fig, os.path.join(args.out_dir, "sram_ecc.png"))
@@ -356,16 +356,23 @@ def part_d(args, train_ds, test):
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, row in rows.items():
-        ax.plot(
-            [pt["energy_ratio"] for pt in row["points"]],
-            [pt["accuracy"] for pt in row["points"]],
-            marker="o",
-            label=name,
-        )
+        x = [pt["energy_ratio"] for pt in row["points"]]
+        y = np.array([pt["accuracy"] for pt in row["points"]])
+        err = np.abs(np.array([pt["ci"] for pt in row["points"]]).T - y)
+        bars = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{name} (95% CI)")
+        for pt in row["points"]:
+            ax.annotate(
+                f"p={pt['p']:.2g}",
+                (pt["energy_ratio"], pt["accuracy"]),
+                fontsize=6,
+                xytext=(3, 4),
+                textcoords="offset points",
+                color=bars[0].get_color(),
+            )
     ax.axhline(clean - args.tolerance, color="k", ls="--", label="clean - 1%")
     ax.set_xscale("log")
     ax.set_xlabel("memory energy saving vs nominal (x)")
-    ax.set_ylabel("test accuracy under faults")
+    ax.set_ylabel("test accuracy under faults (fraction of images)")
     ax.set_title("8-bit CNN on each SRAM technology preset")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     save_figure(fig, os.path.join(args.out_dir, "sram_technologies.png"))

@@ -91,7 +91,8 @@ def make_tuner(args, hypermodel):
         "directory": args.directory,
         "project_name": args.project_name,
         "overwrite": args.overwrite,
-        "seed": args.seed,
+        # Keras Tuner reads seed=0 as "no seed" (a random one per run): give it seed + 1.
+        "seed": args.seed + 1,
     }
     if args.tuner == "random":
         return keras_tuner.RandomSearch(hypermodel, max_trials=args.max_trials, **common)

@@ -15,6 +15,8 @@ Example:
 >>> pcm = tl.analog.get("pcm", drift_compensation=True)
 >>> noisy = tl.analog.perturb_weights(pcm, kernel, t_inference=86400.0, seed=0)
 >>> mean, var = tl.analog.weight_moments(pcm, kernel, t_inference=86400.0)
+
+The maths, with the papers it follows: docs/maths/analog.md.
 """
 
 from tf_lanmax.analog.additive import Additive

@@ -47,6 +47,7 @@ class HardwareAwareModel(SeededWrapper):
         num_batch_splits: sub-batches per batch, each with its own chip. Defaults to `1`.
 
     Example:
+    >>> model = tl.models.float_cnn()  # plain Keras layers: the device reads their kernels
     >>> hwa = tl.analog.HardwareAwareModel(model, "pcm", seed=0)
     >>> hwa.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     >>> hwa.fit(train, epochs=5)   # then evaluate (or export) `hwa.inner`

@@ -4,7 +4,8 @@
    test accuracy under faults with its CI.
 2. Trains it again from p = 1e-2 with LaNMax and prints the summary at the learned per-layer p
    (skipped with `--alpha=0`).
-Writes <run_dir>/report.json and <run_dir>/model.keras.
+Writes <run_dir>/report.json, <run_dir>/model.keras and <run_dir>/summary.png (energy per layer
+and accuracy under faults).
 
 Example:
   lanmax demo --epochs 1 --lanmax_epochs 1 --draws 2
@@ -120,6 +121,7 @@ def run(settings, run_dir, verbose=None):
     report["package_version"] = tl.__version__
     os.makedirs(run_dir, exist_ok=True)
     model.save(os.path.join(run_dir, "model.keras"))
+    tl.reports.plot_demo_summary(report, os.path.join(run_dir, "summary.png"))
     return report
 
 

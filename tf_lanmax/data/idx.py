@@ -95,7 +95,7 @@ def read_idx(path):
     Example:
 
     >>> images = read_idx("t10k-images-idx3-ubyte.gz")  # doctest: +SKIP
-    >>> images.shape, images.dtype
+    >>> images.shape, images.dtype  # doctest: +SKIP
     ((10000, 28, 28), dtype('uint8'))
     """
     with _open(path) as f:
@@ -224,7 +224,7 @@ def read_split(idx_dir, split):
     Example:
 
     >>> x, y = read_split("/usr/share/datasets/fashion-mnist", "test")  # doctest: +SKIP
-    >>> x.shape, y.shape
+    >>> x.shape, y.shape  # doctest: +SKIP
     ((10000, 28, 28), (10000,))
     """
     images_path, labels_path = split_paths(idx_dir, split)

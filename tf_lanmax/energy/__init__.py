@@ -2,6 +2,8 @@
 
 `get(identifier)` resolves None (the law, a = 12.8), a technology name of `tl.memory`, a config
 dict or any energy model: an object with `p0`, `eta(p)`, `rate(eta)` and `get_config()`.
+
+The maths, with the papers it follows: docs/maths/energy.md.
 """
 
 from tf_lanmax.energy.float_parameters import FLOAT_PARAMETERS, float_parameter_bits

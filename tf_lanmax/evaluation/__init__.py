@@ -1,4 +1,7 @@
-"""Monte-Carlo evaluation under faults (draws or chips), with confidence intervals."""
+"""Monte-Carlo evaluation under faults (draws or chips), with confidence intervals.
+
+The maths, with the papers it follows: docs/maths/monte_carlo.md.
+"""
 
 from tf_lanmax.evaluation.chips import ChipEvaluation
 from tf_lanmax.evaluation.monte_carlo import FaultEvaluation, evaluate_under_faults

@@ -129,9 +129,13 @@ class DrawPasses:
         method: `"batched"` or `"vectorized"`. Defaults to `"batched"`.
 
     Example:
-    >>> layers = tl.layers.faulty_layers(model)
-    >>> passes = DrawPasses(model, (x, y), [l.seed_generator.state for l in layers], 8)
-    >>> results = passes.evaluate(per_layer_seed_states)  # one dict of metrics per draw
+    >>> states = [layer.seed_generator.state for layer in tl.layers.faulty_layers(model)]
+    >>> passes = DrawPasses(model, (x, y), states, 8)
+    >>> start = [keras.ops.convert_to_numpy(state.value) for state in states]
+    >>> per_draw = [np.stack([s + k for k in range(8)]) for s in start]  # draw k's seed states
+    >>> results = passes.evaluate(per_draw)  # one dict of metrics per draw
+    >>> len(results), sorted(results[0])
+    (8, ['accuracy', 'loss'])
     """
 
     def __init__(self, model, data, variables, batch_draws, batch_size=None, method="batched"):

@@ -123,7 +123,7 @@ def for_serving(
         NotImplementedError: on a backend other than TensorFlow.
 
     Example:
-    >>> path = tl.export.for_serving(model, "/models/fmnist")   # -> /models/fmnist/1
+    >>> path = tl.export.for_serving(model, "models/fmnist")   # -> models/fmnist/1
     """
     from tf_lanmax._version import __version__
 

@@ -2,6 +2,8 @@
 
 `get(identifier)` resolves None (bit flip), an alias (`"bit_flip"`, `"bit_mask"`, `"stuck_at_0"`,
 `"stuck_at_1"`, `"stuck_at_mix"`, `"none"`), a config dict or an instance.
+
+The maths, with the papers it follows: docs/maths/faults.md and docs/maths/sram.md.
 """
 
 import keras

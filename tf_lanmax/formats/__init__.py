@@ -2,6 +2,8 @@
 
 `get(identifier)` resolves None, an alias (`"binary"`, `"fixed_point"`), a config dict or an
 instance, as `keras.activations.get` does.
+
+The maths, with the papers it follows: docs/maths/formats.md.
 """
 
 import keras

@@ -1,4 +1,7 @@
-"""LaNMax: learned fault rates per layer or voltage domain (callback + Keras-free estimator)."""
+"""LaNMax: learned fault rates per layer or voltage domain (callback + Keras-free estimator).
+
+The maths, with the papers it follows: docs/maths/lanmax.md.
+"""
 
 from tf_lanmax.lanmax.callback import LaNMax
 from tf_lanmax.lanmax.domains import check_domains, domain_log_rates, resolve_domains

@@ -76,7 +76,12 @@ def fit_rate_gradient(log_rate_offsets, objective, times=None):
         `(slopes, stderr, result)`: dJ/d ln p_l per layer, their standard errors, the `OLSResult`.
 
     Example:
+    >>> rng = np.random.default_rng(0)
+    >>> dx, t = rng.uniform(-0.5, 0.5, (40, 2)), np.linspace(0.0, 1.0, 40)
+    >>> J = 2.0 + dx @ np.array([0.3, -0.1]) - 0.5 * t  # noise-free: slopes come back exactly
     >>> slopes, se, _ = fit_rate_gradient(dx, J, t)
+    >>> np.round(slopes, 6).tolist()
+    [0.3, -0.1]
     """
     dx = np.asarray(log_rate_offsets, dtype=np.float64)
     if dx.ndim == 1:

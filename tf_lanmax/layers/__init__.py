@@ -1,4 +1,7 @@
-"""Keras layers whose weights live in unreliable memory, and helpers to find and switch them."""
+"""Keras layers whose weights live in unreliable memory, and helpers to find and switch them.
+
+The maths, with the papers it follows: docs/maths/faults.md and docs/maths/sram.md.
+"""
 
 from tf_lanmax.layers.base import FaultyKernelMixin
 from tf_lanmax.layers.chips import set_chip

@@ -10,6 +10,8 @@ Example:
 >>> tech = tl.memory.get("yang_murmann_28nm")
 >>> tech.voltage(1e-2)                               # ~0.69 V
 >>> tl.summary(model, technology="yang_murmann_28nm")  # the table, with each layer's voltage
+
+The maths, with the papers it follows: docs/maths/sram.md.
 """
 
 from tf_lanmax import energy as _energy

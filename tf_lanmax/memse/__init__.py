@@ -18,6 +18,8 @@ Example:
 
 Reference: Kern et al., "MemSE: Fast MSE Prediction for Noisy Memristor-Based DNN
 Accelerators", arXiv:2205.01707.
+
+The maths, with the papers it follows: docs/maths/memse.md.
 """
 
 from tf_lanmax.errors import UnsupportedLayerError

@@ -298,8 +298,12 @@ def optimize_gmax(
         ValueError: for a bad argument, or a budget below the power at the smallest Gmax.
 
     Example:
-    >>> result = optimize_gmax(model, Crossbar(sigma=0.02), x_train[:128], power_budget=500.0)
-    >>> monte_carlo(model, result.crossbar, x_test[:256]).mse
+    >>> model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3),
+    ...                           keras.layers.Flatten(), keras.layers.Dense(10)])
+    >>> crossbar = Crossbar(sigma=0.02)
+    >>> budget, _ = MemSE(model, crossbar).power(x_train[:64])  # the power at Gmax = 1
+    >>> result = optimize_gmax(model, crossbar, x_train[:64], power_budget=float(budget))
+    >>> monte_carlo(model, result.crossbar, x_test[:64]).mse
     """
     if isinstance(model, MemSE):
         mirror = model

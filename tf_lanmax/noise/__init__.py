@@ -1,4 +1,7 @@
-"""Memristor conductance noise for evaluating trained models on analog hardware."""
+"""Memristor conductance noise for evaluating trained models on analog hardware.
+
+The maths, with the papers it follows: docs/maths/analog.md.
+"""
 
 from tf_lanmax.noise.conductance import ConductanceNoise, noisy_variables
 

@@ -1,5 +1,6 @@
 """Reports: the memory-energy summary table and matplotlib figures."""
 
+from tf_lanmax.reports.demo_plot import plot_demo_summary
 from tf_lanmax.reports.memse_plots import plot_memse_layers, plot_mse_vs_power
 from tf_lanmax.reports.plots import (
     plot_drift,
@@ -13,6 +14,7 @@ from tf_lanmax.reports.plots import (
 from tf_lanmax.reports.summary import render_table, summary
 
 __all__ = [
+    "plot_demo_summary",
     "plot_drift",
     "plot_energy_accuracy",
     "plot_memse_layers",

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tf_lanmax.reports.plots import save_figure
+from tf_lanmax.reports.plots import new_figure, save_figure
 
 
 def plot_memse_layers(summary, path, monte_carlo=None):
@@ -17,18 +17,15 @@ def plot_memse_layers(summary, path, monte_carlo=None):
     Returns:
         `path`.
     """
-    from matplotlib.figure import Figure  # a bare Figure: no pyplot state, no GUI backend
-
     names = list(summary["layers"])
     mse = np.array([summary["layers"][n]["mse"] for n in names], dtype=np.float64)
-    fig = Figure(figsize=(max(6.0, 0.55 * len(names) + 2.0), 4.0))
-    ax = fig.subplots()
-    xs = np.arange(len(names))
-    ax.bar(xs, mse, color="tab:blue", label="MemSE predicted")
+    fig, ax = new_figure(6.5, max(2.5, 0.3 * len(names) + 1.5))
+    ys = np.arange(len(names))
+    ax.barh(ys, mse, color="tab:blue", label="MemSE predicted")
     if monte_carlo is not None:
         low, high = monte_carlo["ci"]
-        ax.axhspan(low, high, color="0.5", alpha=0.3)
-        ax.axhline(
+        ax.axvspan(low, high, color="0.5", alpha=0.3)
+        ax.axvline(
             monte_carlo["mse"],
             color="k",
             lw=1,
@@ -37,12 +34,15 @@ def plot_memse_layers(summary, path, monte_carlo=None):
         )
     positive = mse[mse > 0]
     if positive.size:  # layers before any noisy one have MSE 0: keep them off a log axis
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=positive.min() / 2)
-    ax.set_xticks(xs, names, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("MSE vs the clean network")
+        ax.set_xscale("log")
+        ax.set_xlim(left=positive.min() / 2)
+    ax.set_yticks(ys, names, fontsize=7)
+    ax.invert_yaxis()  # graph order, top to bottom
+    ax.set_xlabel("MSE of the layer's output vs the clean network (squared activation units)")
+    ax.set_ylabel("layer (graph order)")
     ax.set_title("MemSE: MSE of each layer's output", fontsize=10)
-    ax.legend(fontsize=8)
+    # Below the axes: never over a bar.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     return save_figure(fig, path)
 
 
@@ -60,10 +60,7 @@ def plot_mse_vs_power(power, path):
     Returns:
         `path`.
     """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 4.0))
-    ax = fig.subplots()
+    fig, ax = new_figure(6.5, 4.5)
     curve = sorted(power["curve"], key=lambda row: row["relative_budget"])
     if curve:
         xs = [row["relative_budget"] for row in curve]
@@ -100,7 +97,9 @@ def plot_mse_vs_power(power, path):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(f"power budget (x the power at Gmax = {power['reference_gmax']:g})")
-    ax.set_ylabel("MSE of the logits")
-    ax.set_title(f"MSE vs power; --power_budget {budget:g}, {power['steps']} gradient steps")
+    ax.set_ylabel("MSE of the logits (squared logit units)")
+    ax.set_title(
+        f"MSE vs power; --power_budget {budget:g}, {power['steps']} gradient steps", fontsize=10
+    )
     ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -1,5 +1,8 @@
 """Sharpness-aware training: SAM, ASAM, SAMSON (with Lookbehind) and RWP rules, and a Keras
-model wrapper; the one-pass step at a random perturbation is reusable."""
+model wrapper; the one-pass step at a random perturbation is reusable.
+
+The maths, with the papers it follows: docs/maths/sam.md.
+"""
 
 from tf_lanmax.sam.model import SharpnessAwareModel
 from tf_lanmax.sam.one_pass_step import one_pass_train_step

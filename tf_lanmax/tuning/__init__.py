@@ -8,6 +8,8 @@ Example:
 >>> front = tl.tuning.pareto_front(tuner)  # non-dominated trials, energy ascending
 >>> tl.tuning.hypervolume(front, reference=(front[-1]["total_bits"], 0.1))
 >>> tl.tuning.plot_front(tuner, "front.png"); tl.tuning.export_json(tuner, "front.json")
+
+The maths, with the papers it follows: docs/maths/pareto.md.
 """
 
 from tf_lanmax.tuning.hypermodel import LaNMaxHyperModel, check_alpha_range, trial_seed

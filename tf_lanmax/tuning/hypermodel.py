@@ -113,7 +113,7 @@ class LaNMaxHyperModel(keras_tuner.HyperModel):
     >>> hypermodel = tl.tuning.LaNMaxHyperModel(
     ...     lambda hp: tl.models.binary_cnn(fault_rate=1e-2, seed=0), alpha_range=(0.01, 30))
     >>> tuner = keras_tuner.RandomSearch(
-    ...     hypermodel, objective=hypermodel.objective, max_trials=8, seed=0)
+    ...     hypermodel, objective=hypermodel.objective, max_trials=8, seed=1)  # 0 means no seed
     >>> tuner.search(train_ds, validation_data=test_ds)
     >>> tl.tuning.pareto_front(tuner)  # the non-dominated trials, energy ascending
 

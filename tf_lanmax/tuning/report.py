@@ -3,7 +3,7 @@
 import numpy as np
 
 from tf_lanmax._io import write_json_atomic
-from tf_lanmax.reports import save_figure
+from tf_lanmax.reports.plots import ENERGY, annotate_points, new_figure, save_figure, setting_label
 from tf_lanmax.tuning.pareto import _check_array, _is_dict_list, _is_trial_source, hypervolume
 from tf_lanmax.tuning.pareto import pareto_front as _pareto_front
 
@@ -42,16 +42,12 @@ def plot_front(source, path, title="Energy/accuracy trade-off of the alpha searc
     Example:
     >>> tl.tuning.plot_front(tuner, "docs/results/tuning_alpha_front.png")
     """
-    # A bare Figure (Agg canvas) touches no pyplot state or GUI backend.
-    from matplotlib.figure import Figure
-
     points = all_points(source)
     completed = _completed(points)
     front = _pareto_front(completed)
     failed = len(points) - len(completed)
 
-    fig = Figure(figsize=(6.5, 4.5))
-    ax = fig.subplots()
+    fig, ax = new_figure(7.0, 4.8)
 
     def draw(group, **style):
         e = np.array([p["energy"] for p in group], dtype=np.float64)
@@ -65,21 +61,13 @@ def plot_front(source, path, title="Energy/accuracy trade-off of the alpha searc
     draw(completed, marker="o", color="0.6", label=f"trials ({len(completed)} completed)")
     e, a = draw(front, marker="o", color="tab:red", label=f"Pareto front ({len(front)} points)")
     ax.step(e, a, where="post", color="tab:red", lw=1)
-    for i, p in enumerate(front):
-        if "alpha" in p:
-            ax.annotate(
-                f"α={p['alpha']:.3g}",
-                (p["energy"], p["accuracy"]),
-                textcoords="offset points",
-                xytext=(4, -12) if i % 2 == 0 else (-8, 8),  # alternate: neighbours overlap
-                fontsize=8,
-            )
+    annotate_points(ax, e, a, [setting_label(p) for p in front])
     if log_x:
         ax.set_xscale("log")
-    ax.set_xlabel("memory energy (bit-units, reliable bit = 1)")
-    ax.set_ylabel("accuracy under faults")
+    ax.set_xlabel(ENERGY)
+    ax.set_ylabel("accuracy under faults (fraction of test images)")
     ax.set_title(title + (f" ({failed} failed)" if failed else ""), fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     return save_figure(fig, path)
 
 
