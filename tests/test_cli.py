@@ -131,8 +131,9 @@ def demo_run(tmp_path_factory):
 @pytest.mark.slow  # the shared run takes ~40-50 s on 2 busy cores
 def test_demo_writes_valid_report_json(demo_run):
     run_dir, report = demo_run
-    assert sorted(os.listdir(run_dir)) == ["model.keras", "report.json"]  # no .tmp-* left
-    assert report["plots"] == []
+    assert sorted(os.listdir(run_dir)) == ["model.keras", "report.json", "summary.png"]  # no .tmp-*
+    assert (run_dir / "summary.png").read_bytes()[:4] == b"\x89PNG"  # energy, accuracy figure
+    assert report["plots"] == [str(run_dir / "summary.png")]
     with open(run_dir / "report.json") as f:
         loaded = json.load(f)
     assert loaded["clean_test_accuracy"] == report["clean_test_accuracy"]

@@ -121,8 +121,12 @@ def run(settings, run_dir, verbose=None):
     report["package_version"] = tl.__version__
     os.makedirs(run_dir, exist_ok=True)
     model.save(os.path.join(run_dir, "model.keras"))
-    tl.reports.plot_demo_summary(report, os.path.join(run_dir, "summary.png"))
     return report
+
+
+def plot(report, run_dir):
+    """The demo's figure: energy per layer and test accuracy under faults (summary.png)."""
+    return [tl.reports.plot_demo_summary(report, os.path.join(run_dir, "summary.png"))]
 
 
 def show(report):
