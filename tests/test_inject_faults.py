@@ -1,6 +1,7 @@
 """`tl.inject_faults`: faults on the stored bits of any covered Keras layer, float or quantized."""
 
 import keras
+import ml_dtypes
 import numpy as np
 import pytest
 from helpers import trainable_gradients
@@ -9,6 +10,7 @@ from scipy import stats
 
 import tf_lanmax as tl
 from tf_lanmax.faults import BitFlip
+from tf_lanmax.formats.float8 import Float8Word
 from tf_lanmax.formats.stored import StoredWord
 from tf_lanmax.layers.injection import FaultInjection
 
@@ -28,6 +30,7 @@ COVERED = {
     "LayerNormalization": (lambda dt: _L.LayerNormalization(dtype=dt), (64,)),
 }
 QUANTIZABLE = ("Dense", "EinsumDense", "Embedding")
+FLOAT8 = ("Dense", "EinsumDense")  # the layers Keras quantizes to float8
 
 
 def _input(kind, dtype="float32", batch=3, seed=0):
@@ -133,13 +136,16 @@ def _assert_binomial(flipped, total, p):
 
 CASES = [(kind, dtype, None) for kind in COVERED for dtype in ("float32", "float16", "bfloat16")]
 CASES += [(kind, "float32", mode) for kind in QUANTIZABLE for mode in ("int8", "int4")]
+CASES += [(kind, "float32", "float8") for kind in FLOAT8]
 
 
 @pytest.mark.parametrize("kind,dtype,mode", CASES)
 def test_the_flipped_fraction_of_each_field_is_binomial_at_p(kind, dtype, mode):
     layer, _ = _built(kind, dtype, mode)
     p = 0.1
-    wrapper = FaultInjection(layer, fault_rate=p, seed=1, fault_scales=mode is not None)
+    # A float8 scale is one value per kernel: too few bits for the interval.
+    fault_scales = mode in ("int8", "int4")
+    wrapper = FaultInjection(layer, fault_rate=p, seed=1, fault_scales=fault_scales)
     per_read = {}
     for v in wrapper.faulty_variables():
         for field, (low, high) in wrapper.stored_word(v).fields.items():
@@ -250,6 +256,66 @@ def test_faults_act_on_the_stored_codes_of_a_keras_quantized_model(mode):
     np.testing.assert_allclose(got, expected, atol=0.03 * np.abs(expected).max())
 
 
+def test_every_e4m3fn_code_decodes_and_encodes_as_ml_dtypes_does():
+    codes = np.arange(256)
+    reference = codes.astype(np.uint8).view(ml_dtypes.float8_e4m3fn).astype(np.float32)
+    assert (
+        np.isnan(reference[[0x7F, 0xFF]]).all()
+        and np.isfinite(np.delete(reference, [0x7F, 0xFF])).all()
+    )
+    word = Float8Word(ops.convert_to_tensor(0.25))
+    values = ops.convert_to_numpy(word.from_codes(ops.convert_to_tensor(codes, "int32")))
+    np.testing.assert_array_equal(values, reference * 0.25)  # NaN where ml_dtypes has NaN
+    np.testing.assert_array_equal(ops.convert_to_numpy(word.to_codes(values)), codes)
+    # Keras' cast: w / s clipped to +-448 and rounded to the nearest e4m3fn value.
+    w = np.array([0.3, -100.0, 1e-4, 113.0], np.float32)
+    expected = np.clip(w / 0.25, -448, 448).astype(ml_dtypes.float8_e4m3fn).view(np.uint8)
+    got = ops.convert_to_numpy(word.to_codes(ops.convert_to_tensor(w)))
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_float8_faults_act_on_the_e4m3fn_codes_keras_casts_the_kernel_to():
+    model = _quantized_model("float8")
+    weights = {v.path.split("/")[-1]: v for v in model.get_layer("a").weights}
+    kernel = ops.convert_to_numpy(weights["kernel"].value)
+    scale = float(np.abs(kernel).max() / 100)  # codes over most of the e4m3fn range
+    weights["kernel_scale"].assign(scale)
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    faulty = tl.inject_faults(model, fault_rate=1e-9, seed=0)
+    with tl.faults_disabled(faulty):
+        np.testing.assert_array_equal(faulty.predict(x, verbose=0), model.predict(x, verbose=0))
+    wrapper = faulty.get_layer("a")
+    assert [row["format"] for row in wrapper.stored_parameters()] == ["float8_e4m3fn", "float32"]
+    assert wrapper.stored_bits == 6 * 8 * 8 + 8 * 32
+    # Reliable float parameters: the two kernel scales; not Keras' amax histories (metadata).
+    assert tl.summary(faulty, print_fn=None)["float_parameter_bits"] == 2 * 32
+    wrapper.fault_rate.assign(0.1)
+    wrapper.reseed(5)
+    reads = {
+        v.path.split("/")[-1]: ops.convert_to_numpy(wrapper.read_stored(v, v.value))
+        for v in wrapper.faulty_variables()
+    }
+    assert sorted(reads) == ["bias", "kernel"]
+    # The read kernel is exactly an e4m3fn code times the scale (numpy decode), and its codes
+    # differ from the ones Keras casts the clean kernel to in a binomial fraction of the bits.
+    e4m3 = ml_dtypes.float8_e4m3fn
+    codes = (reads["kernel"] / np.float32(scale)).astype(e4m3)
+    np.testing.assert_array_equal(reads["kernel"], codes.astype(np.float32) * np.float32(scale))
+    clean = np.clip(kernel / np.float32(scale), -448, 448).astype(e4m3)
+    flipped = int(_bit_matrix(codes.view(np.uint8) ^ clean.view(np.uint8), 8).sum())
+    low, high = stats.binom.interval(0.999, kernel.size * 8, 0.1)
+    assert low <= flipped <= high, flipped
+    # The layer's output is Keras' own float8 call on those values.
+    wrapper.reseed(5)
+    got = ops.convert_to_numpy(wrapper(x))
+    reference = _quantized_model("float8").get_layer("a")
+    stored = {v.path.split("/")[-1]: v for v in reference.weights}
+    stored["kernel_scale"].assign(scale)
+    stored["kernel"].assign(reads["kernel"])
+    stored["bias"].assign(reads["bias"])
+    np.testing.assert_array_equal(got, ops.convert_to_numpy(reference(x)))
+
+
 # -- whole models ------------------------------------------------------------------------------
 
 
@@ -342,7 +408,6 @@ def test_bad_input_names_the_argument_and_what_is_allowed():
     quantized = _quantized_model("int4", use_bias=False)
     with pytest.raises(ValueError, match="`fault_model` 'bit_mask'.*int4"):
         tl.inject_faults(quantized, fault_model="bit_mask")
-    float8 = _quantized_model("float8")
-    with pytest.raises(ValueError, match="float8"):
-        tl.inject_faults(float8)
+    with pytest.raises(ValueError, match="`fault_model` 'bit_mask'.*float8"):
+        tl.inject_faults(_quantized_model("float8"), fault_model="bit_mask")
     assert len(tl.faulty_layers(tl.inject_faults(_quantized_model("int8", False), "bit_mask"))) == 2

@@ -37,9 +37,11 @@ def _not_parameters(model):
         if not has_fault_memory(layer):
             continue
         if hasattr(layer, "faulty_variables"):
-            # A `tl.inject_faults` wrapper: the parameters it reads faulty and its fault rate;
-            # the wrapped layer's reliable ones (quantization scales) stay float parameters.
+            # A `tl.inject_faults` wrapper: the parameters it reads faulty, its fault rate and
+            # Keras' quantization metadata (float8 amax histories); the wrapped layer's
+            # reliable parameters (quantization scales) stay float parameters.
             ids.update(id(v) for v in [*layer.faulty_variables(), layer.fault_rate])
+            ids.update(id(v) for v in layer.metadata_variables())
             continue
         kernel = getattr(layer, "kernel", None)
         if kernel is not None:

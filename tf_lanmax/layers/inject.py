@@ -37,15 +37,16 @@ def inject_faults(model, fault_model="bit_flip", fault_rate=1e-3, include=None, 
 
     Each selected layer is cloned with its weights and wrapped in a `FaultInjection` of the
     same name: its float parameters (float32 / float16 / bfloat16 kernels, biases, embeddings,
-    BatchNorm vectors) are read as IEEE bit patterns and its Keras-quantized int8 / int4 codes
-    as stored bytes, each bit faulty with probability p (the layer's non-trainable `fault_rate`
-    variable), with fresh faults at every call. The other layers are cloned with their weights;
+    BatchNorm vectors) are read as IEEE bit patterns, its Keras-quantized int8 / int4 codes
+    as stored bytes and its Keras float8 kernels as the e4m3fn codes Keras casts them to, each
+    bit faulty with probability p (the layer's non-trainable `fault_rate` variable), with fresh
+    faults at every call. The other layers are cloned with their weights;
     `model` is untouched. The copy works with `tl.LaNMax`, `tl.summary`,
     `tl.evaluate_under_faults`, `tl.faults_disabled` and `.keras` saving.
 
     Args:
         model: a built Sequential or Functional Keras model (nested ones included), float or
-            quantized by `model.quantize("int8" | "int4")`.
+            quantized by `model.quantize("int8" | "int4" | "float8")`.
         fault_model: a bit-wise `tf_lanmax.faults` model. Defaults to `"bit_flip"`.
         fault_rate: initial p in (0, 0.5]. Defaults to `1e-3`.
         include: names of the layers to make faulty, or None for every layer with weights.
@@ -63,8 +64,8 @@ def inject_faults(model, fault_model="bit_flip", fault_rate=1e-3, include=None, 
     Raises:
         UnsupportedLayerError: a selected layer type that is not covered (the message lists
             the covered ones); exclude it or leave it out of `include`.
-        ValueError: `include` / `exclude` naming layers the model lacks, a subclassed model, a
-            float8 layer, or a memory argument the selected layers' stored format cannot take
+        ValueError: `include` / `exclude` naming layers the model lacks, a subclassed model, or a
+            memory argument the selected layers' stored format cannot take
             (named).
 
     Example:
@@ -105,10 +106,20 @@ def _copy_layer(layer):
     if build_config is not None:
         copy.build_from_config(build_config)
     if layer.weights:
-        for target, source in zip(copy.weights, layer.weights, strict=True):
+        # Matched by path inside the layer: a quantized layer rebuilt from its config may
+        # create its variables in another order (Keras' float8 mode does).
+        sources = {_inner_path(v, layer.name): v for v in layer.weights}
+        for target in copy.weights:
             # A copy: on JAX two models must not share one buffer (a step may donate it).
-            target.assign(ops.copy(source.value))
+            target.assign(ops.copy(sources[_inner_path(target, layer.name)].value))
     return copy
+
+
+def _inner_path(variable, layer_name):
+    """The variable's path below the layer (`query/kernel` of `model/attention/query/kernel`)."""
+    parts = variable.path.split("/")
+    last = len(parts) - 1 - parts[::-1].index(layer_name) if layer_name in parts else -1
+    return "/".join(parts[last + 1 :])
 
 
 def _names(argument, names, known):
@@ -150,12 +161,6 @@ def _select(model, include, exclude):
                 f"{name} ({type(layer).__name__}); exclude it or leave it out of `include`",
                 covered_layers(),
                 "inject_faults",
-            )
-        if str(layer.quantization_mode) == "float8":
-            raise ValueError(
-                f"Layer '{name}' is quantized to float8, which keeps float32 kernels and scales "
-                "them at every call: `inject_faults` covers float32/float16/bfloat16, int8 and "
-                "int4 storage. Exclude it with `exclude`."
             )
     if not chosen:
         raise ValueError(f"`include`/`exclude` select no layer of model '{model.name}'.")

@@ -16,8 +16,13 @@ into the variables and restoring them (not differentiable, not traceable on JAX)
 What is read faulty: every float (float32 / float16 / bfloat16, as IEEE bit patterns) and
 `int8` variable of the wrapped layer (and sublayers), except Keras' quantization metadata: the
 scales and int4 zero points are reliable unless `fault_scales=True`, and float8 histories,
-group indices and seed states are never stored parameters. Trainable float parameters get the
-straight-through gradient ``w + stop_gradient(w_faulty - w)`` written as in
+group indices and seed states are never stored parameters. A Keras float8 kernel (float32 in
+the variable, cast at every call) is read as the 8-bit e4m3fn code Keras casts it to
+(`tf_lanmax.formats.float8`): the faulty codes are decoded and multiplied by the scale the call
+reads (faulty with `fault_scales=True`), a value Keras' own cast maps back to the same codes.
+In training Keras' kernel amax history then sees the faulty reads; they are clipped to
+``448 s``, so faults can keep the scale from shrinking but never make it grow. Trainable float
+parameters get the straight-through gradient ``w + stop_gradient(w_faulty - w)`` written as in
 `tf_lanmax.formats.straight_through`. Non-trainable parameters that the call itself updates
 (BatchNorm's moving mean and variance) are read clean in training, where BatchNorm uses the
 batch statistics and only updates them, and faulty in inference: faults never leak into the
@@ -33,6 +38,7 @@ from keras import ops
 from tf_lanmax import faults, formats
 from tf_lanmax._validation import check_int, check_one_of, check_positive, check_probability
 from tf_lanmax.energy import DEFAULT_A
+from tf_lanmax.formats.float8 import Float8Word
 from tf_lanmax.formats.stored import IEEE_LAYOUT, INTEGER_BITS, StoredWord
 from tf_lanmax.layers.chips import PERSISTENCE, ChipSeed, map_key
 
@@ -175,9 +181,28 @@ class FaultInjection(keras.layers.Wrapper):
         wanted = ("parameter", "scale") if self.fault_scales else ("parameter",)
         return [v for v in self.layer.weights if parameter_kind(v) in wanted]
 
+    def metadata_variables(self):
+        """The wrapped layer's variables that are not stored parameters (Keras' quantization
+        metadata: float8 scales of inputs and gradients, amax histories; seed states)."""
+        return [v for v in self.layer.weights if parameter_kind(v) is None]
+
     def stored_word(self, variable):
-        """The `StoredWord` of a faulty variable."""
+        """The stored word of a faulty variable: a `StoredWord` of its dtype, or the
+        `Float8Word` of a Keras float8 kernel (with its scale's current value)."""
+        scale = self._float8_scales().get(id(variable))
+        if scale is not None:
+            return Float8Word(scale.value, compute_dtype=self.layer.compute_dtype)
         return StoredWord(str(variable.dtype))
+
+    def _float8_scales(self):
+        """id(kernel) -> its scale variable, for the kernels Keras casts to float8 at each call
+        (those with `<path>_scale` and `<path>_amax_history` siblings: Keras' float8 mode)."""
+        paths = {v.path: v for v in self.layer.weights}
+        return {
+            id(v): paths[f"{v.path}_scale"]
+            for v in self.layer.weights
+            if f"{v.path}_amax_history" in paths and f"{v.path}_scale" in paths
+        }
 
     def _check_stored(self):
         variables = self.faulty_variables()
@@ -284,7 +309,9 @@ class FaultInjection(keras.layers.Wrapper):
     # -- the faulty read ----------------------------------------------------------------------
     def read_stored(self, variable, value):
         """`value` (the variable's current value) as read from the faulty memory."""
-        word = self.stored_word(variable)
+        return self._read(self.stored_word(variable), value)
+
+    def _read(self, word, value):
         if self.fault_model.name == "none":
             return value
         seed = self.chip_seed if self.fault_persistence == "persistent" else self.seed_generator
@@ -296,19 +323,24 @@ class FaultInjection(keras.layers.Wrapper):
     def call(self, *args, training=None, **kwargs):
         layer = self.layer
         faulty = {id(v) for v in self.faulty_variables()}
-        mapping, updatable = [], []
-        for variable in layer.weights:
-            value = variable.value
+        float8_scales = self._float8_scales()
+        reads, updatable = {}, []
+        # A float8 kernel decodes with the scale the call reads: the scales are read first.
+        for variable in [*float8_scales.values(), *layer.weights]:
+            if id(variable) in reads:
+                continue
             updated_in_call = bool(training) and _short_name(variable) in _MOVING
             if id(variable) in faulty and not updated_in_call:
-                read = self.read_stored(variable, value)
-                if variable.trainable:
-                    read = formats.straight_through(value, ops.cast(read, value.dtype))
-                mapping.append((variable, read))
+                scale = float8_scales.get(id(variable))
+                word = self.stored_word(variable)
+                if scale is not None:
+                    word = Float8Word(scale.value, reads[id(scale)], layer.compute_dtype)
+                reads[id(variable)] = self._faulty_value(variable, word)
             else:
-                mapping.append((variable, value))
+                reads[id(variable)] = variable.value
                 if not variable.trainable:
                     updatable.append(variable)
+        mapping = [(variable, reads[id(variable)]) for variable in layer.weights]
         if self._takes_training:
             kwargs["training"] = training
         with keras.StatelessScope(state_mapping=mapping) as scope:
@@ -318,6 +350,13 @@ class FaultInjection(keras.layers.Wrapper):
         for variable in updatable:
             variable.assign(scope.get_current_value(variable))
         return outputs
+
+    def _faulty_value(self, variable, word):
+        value = variable.value
+        read = self._read(word, value)
+        if variable.trainable:
+            read = formats.straight_through(value, ops.cast(read, value.dtype))
+        return read
 
     def compute_output_spec(self, *args, **kwargs):
         kwargs.pop("training", None)
