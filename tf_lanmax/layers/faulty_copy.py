@@ -53,8 +53,11 @@ def faulty_copy(model, weight_format="fixed_point", fault_model="bit_flip", faul
         The new model.
 
     Example:
-    >>> digital = faulty_copy(model, fault_rate=1e-3)
-    >>> MemSE(digital, Crossbar(sigma=0.0), mapping="digital").summary(x_test[:256])["mse"]
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> digital = faulty_copy(model, fault_rate=1e-3)  # then e.g. tl.memse.MemSE(digital, ...)
+    >>> [type(layer).__name__ for layer in digital.layers]
+    ['FaultyDense']
     """
     fault_rate = check_probability("fault_rate", fault_rate)
     seed = check_int("seed", seed, low=0)

@@ -55,7 +55,7 @@ def to_faulty(layer, **memory_args):
     Example:
     >>> dense = keras.layers.Dense(3)
     >>> _ = dense(keras.ops.ones((1, 4)))
-    >>> to_faulty(dense, weight_format="fixed_point", fault_rate=1e-3).kernel.shape
+    >>> tuple(to_faulty(dense, weight_format="fixed_point", fault_rate=1e-3).kernel.shape)
     (4, 3)
     """
     target = FAULTY.get(type(layer))
