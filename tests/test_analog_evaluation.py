@@ -159,7 +159,13 @@ def test_memse_agrees_with_monte_carlo_on_every_preset(float_model, device):
 def test_memse_maps_the_deployed_weights_of_faulty_layers(binary_model):
     x = _data(16)[0]
     mirror = tl.memse.MemSE(binary_model, "multiplicative")
-    assert mirror.model is not binary_model
+    # The deployed (stored +-1) weights: the mirror's clean output is the model's with faults
+    # off (before its output softmax, which MemSE skips), and the device noise on them gives a
+    # positive MSE.
+    with tl.faults_disabled(binary_model):
+        expected = keras.ops.convert_to_numpy(binary_model(x))
+    clean = keras.ops.convert_to_numpy(keras.ops.softmax(mirror.clean(x)))
+    np.testing.assert_allclose(clean, expected, rtol=1e-4, atol=1e-5)
     assert float(mirror.summary(x)["mse"]) > 0
 
 
