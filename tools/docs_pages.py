@@ -7,33 +7,21 @@
 """
 
 import ast
+import importlib.util
 import inspect
 import pathlib
 
 import mkdocs_gen_files
 
+import tf_lanmax
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-# The public modules (`tl.<name>`); `cli` is the command line, documented by `lanmax --help`.
-API_MODULES = (
-    "analog",
-    "data",
-    "distribute",
-    "energy",
-    "errors",
-    "evaluation",
-    "export",
-    "faults",
-    "formats",
-    "lanmax",
-    "layers",
-    "memory",
-    "memse",
-    "models",
-    "noise",
-    "reports",
-    "sam",
-    "tuning",
+# The public modules (`tl.<name>`), from the package's own list (`tf_lanmax.__all__` holds the
+# subpackages, "errors" and "export" besides the re-exported names); `cli` is the command line,
+# documented by `lanmax --help`.
+API_MODULES = tuple(
+    name for name in tf_lanmax.__all__ if importlib.util.find_spec(f"tf_lanmax.{name}")
 )
 
 
