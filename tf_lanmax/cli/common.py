@@ -59,6 +59,28 @@ def load_data(dataset, split, batch_size, flag="split", **kwargs):
         raise UsageError(f"--{flag}={split!r}: {' '.join(str(error).split())}") from None
 
 
+def load_train_and_test(settings):
+    """The training split (shuffled with `settings.seed`), the evaluation split and the
+    dataset's `tl.data.info`, for the commands that train (`train`, `tune`).
+
+    Args:
+        settings: a command's settings with `dataset`, `train_split`, `split`, `batch_size` and
+            `seed`.
+
+    Returns:
+        `(train, test, info)`.
+    """
+    train = load_data(
+        settings.dataset,
+        settings.train_split,
+        settings.batch_size,
+        flag="train_split",
+        seed=settings.seed,
+    )
+    test = load_data(settings.dataset, settings.split, settings.batch_size)
+    return train, test, tl.data.info(settings.dataset)
+
+
 def load_images(dataset, split, take, flag="split"):
     """The first `take` images of a split as a float32 array (`tl.data.load_numpy`).
 

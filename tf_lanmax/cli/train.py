@@ -130,15 +130,7 @@ def run(settings, run_dir, verbose=None):
 
     verbose = common.keras_verbose() if verbose is None else verbose
     tech = tl.memory.get(settings.technology)
-    train = common.load_data(
-        settings.dataset,
-        settings.train_split,
-        settings.batch_size,
-        flag="train_split",
-        seed=settings.seed,
-    )
-    test = common.load_data(settings.dataset, settings.split, settings.batch_size)
-    info = tl.data.info(settings.dataset)
+    train, test, info = common.load_train_and_test(settings)
 
     keras.utils.set_random_seed(settings.seed)
     network = build_model(settings, info["input_shape"], info["num_classes"])
