@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tf_lanmax.sam.lookbehind import ADAPTIVE, interpolate, is_plain
 from tf_lanmax.sam.perturbation import perturbation
+from tf_lanmax.sam.stateless_loss import stateless_loss
 
 
 def _replicas():
@@ -104,23 +105,7 @@ def stateless_gradients(model, values, state, xs, ys, ws):
     metrics_values = snapshot(model.metrics_variables)
     with tf.GradientTape() as tape:
         tape.watch(values)
-        y_pred, state_after, losses = model.stateless_call(
-            values, state, xs, training=True, return_losses=True
-        )
-        model._losses_override = list(losses)
-        try:
-            loss, _ = model.stateless_compute_loss(
-                values,
-                state_after,
-                metrics_values,
-                x=xs,
-                y=ys,
-                y_pred=y_pred,
-                sample_weight=ws,
-                training=True,
-            )
-        finally:
-            model._losses_override = []
+        loss, y_pred, state_after = stateless_loss(model, values, state, metrics_values, xs, ys, ws)
         scaled = model.optimizer.scale_loss(loss)
     grads = tape.gradient(scaled, values)
     return _zeros_for_none(grads, values), loss, y_pred, state_after

@@ -12,6 +12,7 @@ import torch
 from tf_lanmax.sam.batches import sub_batches
 from tf_lanmax.sam.lookbehind import ADAPTIVE, interpolate, is_plain
 from tf_lanmax.sam.perturbation import perturbation
+from tf_lanmax.sam.stateless_loss import stateless_loss
 
 
 def snapshot(variables):
@@ -51,23 +52,7 @@ def stateless_gradients(model, values, state, xs, ys, ws):
     """
     values = [v.detach().requires_grad_(True) for v in values]
     metrics_values = [v.value.detach() for v in model.metrics_variables]
-    y_pred, state_after, losses = model.stateless_call(
-        values, state, xs, training=True, return_losses=True
-    )
-    model._losses_override = list(losses)
-    try:
-        loss, _ = model.stateless_compute_loss(
-            values,
-            state_after,
-            metrics_values,
-            x=xs,
-            y=ys,
-            y_pred=y_pred,
-            sample_weight=ws,
-            training=True,
-        )
-    finally:
-        model._losses_override = []
+    loss, y_pred, state_after = stateless_loss(model, values, state, metrics_values, xs, ys, ws)
     grads = _grads(model.optimizer.scale_loss(loss), values)
     return grads, loss.detach(), y_pred.detach(), [s.detach() for s in state_after]
 
