@@ -51,7 +51,12 @@ SLOW = {
     "tf_lanmax.sam.model.SharpnessAwareModel",
 }
 
-BACKEND_MODULES = {"tensorflow": ("_jax", "jax_step"), "jax": ("_tensorflow", "tensorflow_step")}
+# A backend's own modules end in these suffixes; only the running backend's are imported.
+BACKEND_SUFFIXES = {
+    "tensorflow": ("_tensorflow", "tensorflow_step"),
+    "jax": ("_jax", "jax_step"),
+    "torch": ("_torch", "torch_step"),
+}
 
 
 class _Checker(doctest.OutputChecker):
@@ -65,7 +70,12 @@ class _Checker(doctest.OutputChecker):
 
 def _modules():
     backend = keras.backend.backend()
-    other = BACKEND_MODULES.get(backend, ("_jax", "jax_step", "_tensorflow", "tensorflow_step"))
+    other = tuple(
+        suffix
+        for name, suffixes in BACKEND_SUFFIXES.items()
+        if name != backend
+        for suffix in suffixes
+    )
     names = ["tf_lanmax"]
     for info in pkgutil.walk_packages(tl.__path__, "tf_lanmax."):
         if info.name.startswith("tf_lanmax.cli"):
