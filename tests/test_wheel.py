@@ -1,17 +1,20 @@
-"""The wheel alone: built from the repository, installed with its `cpu` extra into a fresh venv
-(no system site-packages, no source tree on the path), it runs `lanmax demo` on the bundled data
-it carries, and a tutorial in smoke mode.
+"""The sdist and the wheel, built from the repository; the wheel installed alone with its `cpu`
+extra into a fresh venv (no system site-packages, no source tree on the path) runs `lanmax demo`
+on the bundled data it carries, and a tutorial in smoke mode.
 
-Too slow for CI: the fresh venv downloads TensorFlow and its dependencies unless pip's cache or
-`PIP_FIND_LINKS` holds them (the install took 1533 s on the shared 2-core machine, cold cache).
-It runs only with TF_LANMAX_WHEEL_TEST=1: `make test-wheel`.
+uv builds and installs: `pip install dist/*.whl[cpu]` into a fresh venv took 1533 s on the
+shared 2-core machine (pip unpacks and byte-compiles TensorFlow's ~1.9 GB serially), uv about
+20 s. Same resolution from the same indexes (pip's find-links are passed on to uv).
+Runs only with TF_LANMAX_WHEEL_TEST=1: `make test-wheel`, a leg of CI.
 """
 
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
 
@@ -31,6 +34,15 @@ pytestmark = [
 ]
 
 
+def _uv():
+    """The uv executable beside this interpreter (the `test` extra installs it), else on PATH."""
+    here = pathlib.Path(sys.executable).with_name("uv")
+    found = str(here) if here.exists() else shutil.which("uv")
+    if found is None:
+        pytest.fail("uv is not installed: pip install -e '.[test]' brings it")
+    return found
+
+
 def _run(args, timeout, **kwargs):
     start = time.perf_counter()
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
@@ -42,28 +54,20 @@ def _run(args, timeout, **kwargs):
 def _clean_env(**extra):
     """The environment without this checkout on the path (and without our venv)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    if os.path.isdir("/opt/wheels"):
-        env.setdefault("PIP_FIND_LINKS", "/opt/wheels")
+    if os.path.isdir("/opt/wheels"):  # this machine's local wheels, as pip is configured
+        env.setdefault("UV_FIND_LINKS", "/opt/wheels")
     return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg", **extra}
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    dist = tmp_path_factory.mktemp("dist")
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            dist,
-            ROOT,
-        ],
-        timeout=600,
-    )
+def dist(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    _run([_uv(), "build", "--sdist", "--wheel", "--out-dir", out, ROOT], 600, env=_clean_env())
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheel(dist):
     (path,) = dist.glob("tf_lanmax-*.whl")
     return path
 
@@ -71,10 +75,22 @@ def wheel(tmp_path_factory):
 @pytest.fixture(scope="module")
 def venv(wheel, tmp_path_factory):
     root = tmp_path_factory.mktemp("venv")
-    _run([sys.executable, "-m", "venv", root], timeout=300)
+    _run([_uv(), "venv", "--quiet", "--python", sys.executable, root], timeout=300)
     python = root / "bin" / "python"
-    _run([python, "-m", "pip", "install", "-q", f"{wheel}[cpu]"], INSTALL_TIMEOUT, env=_clean_env())
+    _run(
+        [_uv(), "pip", "install", "--quiet", "--python", python, f"{wheel}[cpu]"],
+        INSTALL_TIMEOUT,
+        env=_clean_env(),
+    )
     return root
+
+
+def test_the_sdist_carries_the_sources_and_the_bundled_dataset(dist):
+    (path,) = dist.glob("tf_lanmax-*.tar.gz")
+    with tarfile.open(path) as sdist:
+        names = ["/".join(n.split("/")[1:]) for n in sdist.getnames()]
+    assert "pyproject.toml" in names and "tf_lanmax/__init__.py" in names
+    assert any(n.startswith(BUNDLED) and n != BUNDLED for n in names)
 
 
 def test_the_wheel_carries_the_bundled_dataset(wheel):
