@@ -3,9 +3,11 @@
 Trains the acceptance CNN (conv + BN + ReLU + max pooling + a residual Add, ~17k weights) on the
 bundled real Fashion-MNIST subset, maps it onto a noisy memristor crossbar and compares:
 
-1. the MSE of the logits predicted by `tl.memse.MemSE` (modes `"jacobian"` and `"diagonal"`)
-   with `tl.memse.monte_carlo` (>= 1000 draws, 95% CI) at several (sigma, Gmax) settings,
-   for the Flatten head and, as a harder case, a global-average-pooling head;
+1. the MSE of the logits predicted by `tl.memse.MemSE` in its three modes (`"probe"`, the
+   default: one output probe per example; `"jacobian"`, exact first order; `"diagonal"`, which
+   ignores weight sharing) with `tl.memse.monte_carlo` (>= 1000 draws, 95% CI) at several
+   (sigma, Gmax) settings, for the Flatten head and, as the harder case for weight sharing, a
+   global-average-pooling head (both heads follow the same residual trunk);
 2. the same for bit flips in faulty copies of the network (digital extension): 8-bit fixed
    point, and binary weights (the copy fine-tuned one epoch as a BinaryConnect network);
 3. `tl.memse.optimize_gmax` (per-layer Gmax) against the best single Gmax at equal power, checked
@@ -18,6 +20,7 @@ Writes docs/results/memse_fashion_mnist.json, memse_predicted_vs_mc.png, memse_m
 """
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -48,6 +51,7 @@ def parse_args(argv):
     parser.add_argument("--binary_rates", default="1e-3,1e-2")
     parser.add_argument("--power_sigma", type=float, default=0.02)
     parser.add_argument("--curve", default="0.25,0.5,1,2,4", help="budgets x the Gmax=1 power")
+    parser.add_argument("--pilot", type=int, default=10, help="probe seeds for the probe count")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -97,13 +101,42 @@ def train(head, data, epochs, seed):
     return model, accuracy
 
 
-def compare(model_or_mirror, crossbar, x, draws, seed, modes=("jacobian", "diagonal")):
+#: The MemSE modes compared with Monte-Carlo: the default first.
+MODES = ("probe", "jacobian", "diagonal")
+
+
+def probes_for(model, crossbar, mapping, x, pilot, precision=0.05):
+    """Probes per example for +-`precision` at 95 %, from the spread of one-probe estimates.
+
+    The same rule as `bench/memse_speed.py`: the relative standard deviation of the batch's
+    mean variance over `pilot` probe seeds, scaled by 1/sqrt(probes).
+    """
+    one = memse.MemSE(model, crossbar, probes=1, mapping=mapping)
+    estimates = [float(keras.ops.mean(one.moments(x, seed=s).var)) for s in range(pilot)]
+    spread = float(np.std(estimates, ddof=1) / np.mean(estimates))
+    return max(1, math.ceil((1.96 * spread / precision) ** 2)), spread
+
+
+def compare(model_or_mirror, crossbar, x, draws, seed, pilot, modes=MODES):
     row = {}
+    if isinstance(model_or_mirror, memse.MemSE):
+        model, crossbar = model_or_mirror.model, model_or_mirror.crossbar
+        mapping = model_or_mirror.mapping
+    else:
+        model, mapping = model_or_mirror, "crossbar"
     for mode in modes:
-        if isinstance(model_or_mirror, memse.MemSE):
-            mirror = memse.MemSE(model_or_mirror.model, model_or_mirror.crossbar, cov_mode=mode)
-        else:
-            mirror = memse.MemSE(model_or_mirror, crossbar, cov_mode=mode)
+        options = {}
+        if mode == "probe":
+            start = time.perf_counter()
+            probes, spread = probes_for(model, crossbar, mapping, x, pilot)
+            row["probe_pilot"] = {
+                "probes": probes,
+                "one_probe_relative_sd": spread,
+                "pilot_seeds": pilot,
+                "seconds": time.perf_counter() - start,
+            }
+            options = {"probes": probes, "seed": seed}
+        mirror = memse.MemSE(model, crossbar, cov_mode=mode, mapping=mapping, **options)
         start = time.perf_counter()
         summary = mirror.summary(x, batch_size=len(x))
         row[mode] = {
@@ -128,11 +161,13 @@ def log_row(label, row, tolerance):
     parts = [
         f"{label}: MC {mc['mse']:.4g} [{mc['ci'][0]:.4g}, {mc['ci'][1]:.4g}] ({mc['draws']} d)"
     ]
-    for mode in ("jacobian", "diagonal"):
+    for mode in MODES:
         if mode in row:
             r = row[mode]
             ok = "ok" if abs(r["relative_error"]) <= tolerance else "MISS"
             parts.append(f"{mode} {r['predicted_mse']:.4g} ({r['relative_error']:+.1%} {ok})")
+    if "probe_pilot" in row:
+        parts.append(f"{row['probe_pilot']['probes']} probes")
     print(" | ".join(parts), flush=True)
 
 
@@ -142,7 +177,7 @@ def analog_section(models, x, args):
         for setting in args.settings.split(","):
             sigma, gmax = (float(v) for v in setting.split(":"))
             cb = memse.Crossbar(sigma=sigma, levels=args.levels, gmax=gmax)
-            row = compare(model, cb, x, args.draws, args.seed)
+            row = compare(model, cb, x, args.draws, args.seed, args.pilot)
             row.update({"model": head, "sigma": sigma, "gmax": gmax, "levels": args.levels})
             log_row(f"[{head}] sigma={sigma} Gmax={gmax}", row, 0.10)
             rows.append(row)
@@ -156,7 +191,7 @@ def digital_section(model, data, x, args):
         mirror = memse.MemSE(
             digital, memse.Crossbar(sigma=0.0), cov_mode="jacobian", mapping="digital"
         )
-        row = compare(mirror, None, x, args.digital_draws, args.seed)
+        row = compare(mirror, None, x, args.digital_draws, args.seed, args.pilot)
         row.update({"format": "fixed_point(8)", "fault_model": "bit_flip", "fault_rate": rate})
         log_row(f"[digital] 8-bit flips p={rate}", row, 0.15)
         rows.append(row)
@@ -178,7 +213,7 @@ def digital_section(model, data, x, args):
         mirror = memse.MemSE(
             binary, memse.Crossbar(sigma=0.0), cov_mode="jacobian", mapping="digital"
         )
-        row = compare(mirror, None, x, args.draws, args.seed)
+        row = compare(mirror, None, x, args.draws, args.seed, args.pilot)
         row.update(
             {
                 "format": "binary (fine-tuned 1 epoch)",
@@ -194,7 +229,7 @@ def digital_section(model, data, x, args):
 
 def power_section(model, x_cal, x, args):
     cb = memse.Crossbar(sigma=args.power_sigma, levels=args.levels, gmax=1.0)
-    mirror = memse.MemSE(model, cb, cov_mode="jacobian")
+    mirror = memse.MemSE(model, cb)  # the default mode, as a user's optimize_gmax runs it
     reference = float(mirror.power(x_cal)[0])
     start = time.perf_counter()
     result = memse.optimize_gmax(mirror, None, x_cal, power_budget=reference, steps=20)
@@ -241,7 +276,7 @@ def power_section(model, x_cal, x, args):
 
 def plot_comparison(analog, digital, path):
     rows = analog + digital
-    labels, mc, err, preds = [], [], [], {"jacobian": [], "diagonal": []}
+    labels, mc, err, preds = [], [], [], {mode: [] for mode in MODES}
     for row in rows:
         if "model" in row:
             labels.append(f"{row['model']}\nσ={row['sigma']:g}\nG={row['gmax']:g}")
@@ -257,9 +292,11 @@ def plot_comparison(analog, digital, path):
 
     xs = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(rows)), 4.5))
-    ax.bar(xs - 0.25, mc, 0.25, yerr=err, capsize=3, label="Monte-Carlo (95% CI)")
-    ax.bar(xs, preds["jacobian"], 0.25, label="MemSE jacobian")
-    ax.bar(xs + 0.25, preds["diagonal"], 0.25, label="MemSE diagonal")
+    width = 0.2
+    ax.bar(xs - 1.5 * width, mc, width, yerr=err, capsize=3, label="Monte-Carlo (95% CI)")
+    for i, mode in enumerate(MODES):
+        label = f"MemSE {mode}" + (" (default)" if i == 0 else "")
+        ax.bar(xs + (i - 0.5) * width, preds[mode], width, label=label)
     ax.set_yscale("log")
     ax.set_xticks(xs, labels, fontsize=7)
     ax.set_ylabel("MSE of the logits (squared logit units)")
@@ -314,16 +351,20 @@ def main(argv=None):
     budget_row, curve = power_section(models["flatten"], x_cal, x, args)
     flatten_rows = [r for r in analog if r["model"] == "flatten"]
     acceptance = {
-        "analog_within_10pct_jacobian": _count(
-            abs(r["jacobian"]["relative_error"]) <= 0.10 for r in flatten_rows
-        ),
-        "analog_within_10pct_diagonal": _count(
-            abs(r["diagonal"]["relative_error"]) <= 0.10 for r in flatten_rows
-        ),
-        "analog_settings": len(flatten_rows),
-        "digital_within_15pct_jacobian": _count(
-            abs(r["jacobian"]["relative_error"]) <= 0.15 for r in digital
-        ),
+        **{
+            f"analog_{head}_within_10pct_{mode}": _count(
+                abs(r[mode]["relative_error"]) <= 0.10 for r in analog if r["model"] == head
+            )
+            for head in models
+            for mode in MODES
+        },
+        "analog_settings_per_head": len(flatten_rows),
+        **{
+            f"digital_within_15pct_{mode}": _count(
+                abs(r[mode]["relative_error"]) <= 0.15 for r in digital
+            )
+            for mode in MODES
+        },
         "digital_settings": len(digital),
         "optimized_gmax_lower_mc_mse": budget_row["optimized_lower_mc_mse"],
     }
