@@ -130,7 +130,7 @@ def test_fault_draws_do_not_depend_on_the_chunk_size_and_reuse_one_compiled_step
 
     def run(batch_draws):
         return tl.evaluate_under_faults(
-            model, data, draws=7, batch_draws=batch_draws, batch_size=16, seed=4, verbose=0
+            model, data, draws=7, batch_draws=batch_draws, batch_size=20, seed=4, verbose=0
         )
 
     whole = run(None)  # one chunk of 7 draws
@@ -138,11 +138,11 @@ def test_fault_draws_do_not_depend_on_the_chunk_size_and_reuse_one_compiled_step
     again = run(None)
     assert counts() == (1, 1, 1)
     assert again.per_draw_accuracy == whole.per_draw_accuracy
-    for size in (1, 2, 3, 5):  # 2, 3 and 5 leave a padded last chunk
+    for size in (2, 3):  # neither divides 7: the last chunk is padded
         chunked = run(size)
         assert chunked.per_draw_accuracy == whole.per_draw_accuracy
         np.testing.assert_allclose(chunked.per_draw_loss, whole.per_draw_loss, rtol=1e-6)
-    assert len(COMPILED_STEPS) == 5  # one step per chunk size, each kept
+    assert len(COMPILED_STEPS) == 3  # one step per chunk size, each kept
 
 
 def test_memse_monte_carlo_chunks_examples_pads_draws_and_reuses_its_compiled_pass():
@@ -157,9 +157,9 @@ def test_memse_monte_carlo_chunks_examples_pads_draws_and_reuses_its_compiled_pa
     # 6 draws in chunks of 4: the compiled run pads the last chunk, the eager one does not.
     runs = [
         ms.monte_carlo(mirror, None, x, draws=6, batch_draws=4, batch_size=size, seed=1)
-        for size in (10, 3, 4)
+        for size in (10, 4)  # 4: examples in chunks of 4, 4 and 2
     ]
-    assert COMPILED_STEPS.hits - hits == 2 and COMPILED_STEPS.misses - misses == 1
+    assert COMPILED_STEPS.hits - hits == 1 and COMPILED_STEPS.misses - misses == 1
     assert len(COMPILED_STEPS) == 1
     eager = ms.monte_carlo(mirror, None, x, draws=6, batch_draws=4, seed=1, compiled=False)
     for result in runs[1:] + [eager]:
