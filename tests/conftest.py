@@ -23,6 +23,7 @@ import pytest  # noqa: E402
 #: (three full backends do not fit its 60 minutes on 2 cores).
 CORE_MODULES = (
     "test_backends",
+    "test_draw_runner",
     "test_energy",
     "test_evaluation",
     "test_faults",

@@ -9,7 +9,6 @@ without K `evaluate` calls. Backend-agnostic (`keras.ops`); only the function co
 backend code (`tf_lanmax._compile`).
 """
 
-import collections
 import inspect
 
 import keras
@@ -17,6 +16,7 @@ import numpy as np
 from keras import ops
 
 from tf_lanmax._compile import compile_function
+from tf_lanmax._draw_runner import COMPILED_STEPS, chunks
 from tf_lanmax._validation import check_int, check_one_of
 
 #: How the draws of one data batch are run: "batched" loops over them inside one compiled pass
@@ -24,12 +24,6 @@ from tf_lanmax._validation import check_int, check_one_of
 #: (`keras.ops.vectorized_map`: `tf.vectorized_map` / `jax.vmap`), "sequential" is K
 #: `model.evaluate` calls (the reference).
 METHODS = ("batched", "vectorized", "sequential")
-
-# The last few compiled steps, so repeated evaluations of one model (sensitivity, tuning, more
-# draws) trace once: a JAX compile of the looped step costs seconds. Keyed by the identities of
-# everything a trace depends on; holding the model keeps those identities unique.
-_STEP_CACHE = collections.OrderedDict()
-_STEP_CACHE_SIZE = 4
 
 
 def check_method(method, batch_draws):
@@ -74,10 +68,8 @@ def iterate_batches(data, batch_size=None):
     """
     if isinstance(data, tuple) and len(data) == 2:
         x, y = data
-        size = batch_size or 32
-        n = len(keras.tree.flatten(x)[0])
-        for start in range(0, n, size):
-            cut = slice(start, min(start + size, n))
+        for chunk in chunks(len(keras.tree.flatten(x)[0]), batch_size or 32):
+            cut = chunk.slice
             yield (
                 keras.tree.map_structure(lambda a, cut=cut: _to_tensor(a[cut]), x),
                 keras.tree.map_structure(lambda a, cut=cut: _to_tensor(a[cut]), y),
@@ -127,6 +119,8 @@ class DrawPasses:
             `"vectorized"`).
         batch_size: batch size for arrays. Defaults to `None` (Keras' 32).
         method: `"batched"` or `"vectorized"`. Defaults to `"batched"`.
+        cache: the `StepCache` keeping the compiled step for the next evaluation of this model
+            with these variables. Defaults to `COMPILED_STEPS` (shared with MemSE's Monte-Carlo).
 
     Example:
     >>> states = [layer.seed_generator.state for layer in tl.layers.faulty_layers(model)]
@@ -138,7 +132,16 @@ class DrawPasses:
     (8, ['accuracy', 'loss'])
     """
 
-    def __init__(self, model, data, variables, batch_draws, batch_size=None, method="batched"):
+    def __init__(
+        self,
+        model,
+        data,
+        variables,
+        batch_draws,
+        batch_size=None,
+        method="batched",
+        cache=COMPILED_STEPS,
+    ):
         method = check_one_of("method", method, METHODS[:2])
         self.batch_draws = check_int("batch_draws", batch_draws, low=1)
         if not getattr(model, "compiled", False):
@@ -160,6 +163,7 @@ class DrawPasses:
         self._build_metrics()
         self._metric_vars = list(model.metrics_variables)
         key = (
+            "evaluation.DrawPasses",
             id(model),
             method,
             self.batch_draws,
@@ -168,13 +172,9 @@ class DrawPasses:
             tuple(self._fixed),
             tuple(id(v) for v in self._metric_vars),
         )
-        if key in _STEP_CACHE:
-            _STEP_CACHE.move_to_end(key)
-        else:
-            _STEP_CACHE[key] = (model, compile_function(self._make_step(loop=method == "batched")))
-            while len(_STEP_CACHE) > _STEP_CACHE_SIZE:
-                _STEP_CACHE.popitem(last=False)
-        self._step = _STEP_CACHE[key][1]
+        self._step = cache.get(
+            key, lambda: compile_function(self._make_step(loop=method == "batched")), owner=model
+        )
 
     def _build_metrics(self):
         # The compiled metrics create their variables on first use, which a stateless scope
@@ -276,18 +276,15 @@ class DrawPasses:
             raise ValueError(f"Expected {len(self.variables)} value arrays, got {len(values)}.")
         total = len(values[0]) if values else 0
         results = []
-        for start in range(0, total, self.batch_draws):
-            results += self._evaluate_chunk([v[start : start + self.batch_draws] for v in values])
+        for chunk in chunks(total, self.batch_draws, pad=True):
+            results += self._evaluate_chunk(chunk, [v[chunk.slice] for v in values])
         return results
 
-    def _evaluate_chunk(self, values):
-        n, size = len(values[0]), self.batch_draws
-        # Pad to `batch_draws` rows so every chunk has one shape (one trace); the loop runs only
-        # the `n` real draws, the vectorised map computes and drops the copies.
-        drawn = [
-            ops.convert_to_tensor(np.concatenate([v, np.repeat(v[:1], size - n, axis=0)]))
-            for v in values
-        ]
+    def _evaluate_chunk(self, chunk, values):
+        n, size = chunk.count, chunk.width
+        # Padded to `batch_draws` rows so every chunk has one shape (one trace); the loop runs
+        # only the `n` real draws, the vectorised map computes the copies, dropped below.
+        drawn = [ops.convert_to_tensor(chunk.pad(v)) for v in values]
         drawn = [ops.cast(d, v.dtype) for d, v in zip(drawn, self.variables, strict=True)]
         fixed = [drawn[i] for i in self._fixed]
         carried = [drawn[i] for i in self._carried]
@@ -305,7 +302,8 @@ class DrawPasses:
             batch = _num_samples(x)
             loss_sums += np.asarray(ops.convert_to_numpy(losses), np.float64) * batch
             count += batch
-        metric_values = [ops.convert_to_numpy(m) for m in metric_values]
+        metric_values = [chunk.drop(ops.convert_to_numpy(m)) for m in metric_values]
+        loss_sums = chunk.drop(loss_sums)
         results = []
         for k in range(n):
             mapping = [(v, m[k]) for v, m in zip(self._metric_vars, metric_values, strict=True)]

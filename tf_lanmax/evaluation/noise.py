@@ -14,6 +14,7 @@ import numpy as np
 from keras import ops
 
 from tf_lanmax import analog
+from tf_lanmax._draw_runner import chunks
 from tf_lanmax._validation import check_int, check_positive, check_probability
 from tf_lanmax.evaluation.batched import DrawPasses, check_method
 from tf_lanmax.evaluation.monte_carlo import _accuracy_key
@@ -215,13 +216,12 @@ def evaluate_under_noise(
             target, data, variables, batch_draws or draws, batch_size=batch_size, method=method
         )
         results = []
-        chunk_size = batch_draws or draws
-        for start in range(0, len(jobs), chunk_size):
-            chunk = jobs[start : start + chunk_size]
-            columns = list(zip(*[values_of(job) for job in chunk], strict=True))
+        # A chunk of jobs at a time, so that only one chunk's noisy kernels are held at once.
+        for chunk in chunks(len(jobs), batch_draws or draws):
+            columns = list(zip(*[values_of(job) for job in jobs[chunk.slice]], strict=True))
             results += passes.evaluate([np.stack(column) for column in columns])
             if bar is not None:
-                bar.add(len(chunk))
+                bar.add(chunk.count)
     metric = _accuracy_key(results[0])
     clean_row = results[0]
     points = []

@@ -1,51 +1,18 @@
-"""Confidence intervals across Monte-Carlo draws (float64, Student t)."""
+"""Confidence intervals across Monte-Carlo draws (float64, Student t), and how many draws.
 
-import dataclasses
+`Interval` and `t_interval` are the package's one Student-t helper (shared with
+`tl.memse.monte_carlo`, defined in `tf_lanmax._intervals`), re-exported here.
+"""
+
 import math
 
 import numpy as np
 from scipy import stats
 
+from tf_lanmax._intervals import Interval, t_interval
 from tf_lanmax._validation import check_probability
 
-
-@dataclasses.dataclass(frozen=True)
-class Interval:
-    """Mean of K draws with its two-sided confidence interval."""
-
-    mean: float
-    low: float
-    high: float
-    half_width: float
-    std: float
-    n: int
-    confidence: float
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-
-def t_interval(samples, confidence=0.95):
-    """Student-t interval of the mean of i.i.d. `samples` (n - 1 in the standard deviation).
-
-    ``h = t_((1+c)/2, K-1) s / sqrt(K)``. This measures the spread across fault patterns; it is not
-    the binomial test-set interval.
-
-    Args:
-        samples: 1-D array of at least 2 finite values.
-        confidence: the coverage in (0, 1). Defaults to `0.95`.
-
-    Returns:
-        An `Interval`.
-    """
-    confidence = check_probability("confidence", confidence, high=1.0 - 1e-12)
-    x = np.asarray(samples, dtype=np.float64).ravel()
-    if x.size < 2:
-        raise ValueError(f"A confidence interval needs at least 2 draws. Received: {x.size}")
-    mean = float(x.mean())
-    std = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2.0, x.size - 1) * std / math.sqrt(x.size))
-    return Interval(mean, mean - half, mean + half, half, std, int(x.size), confidence)
+__all__ = ["Interval", "draws_for_half_width", "quantile_lower_bound", "t_interval"]
 
 
 def draws_for_half_width(std, half_width, confidence=0.95, min_draws=5):

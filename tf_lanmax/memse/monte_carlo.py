@@ -8,20 +8,21 @@ Draws are vectorised: a chunk of D draws runs as one batch of ``D x B`` samples,
 deterministic layers being the model's own Keras layers, in one compiled function
 (`tf.function` / `jax.jit`, fed the model's variables statelessly). The per-draw MSE (mean over
 samples and outputs) is i.i.d. across draws, so its Student-t interval is the confidence
-interval of the MSE.
+interval of the MSE (`t_interval`, shared with `tl.evaluation`). The chunks of draws and of
+examples, the padding of the last chunk of draws and the cache of compiled passes are those of
+`tl.evaluation` too (`tf_lanmax._draw_runner`).
 """
 
-import collections
 import dataclasses
-import math
 import time
 
 import keras
 import numpy as np
 from keras import ops
-from scipy import stats
 
 from tf_lanmax._compile import compile_function
+from tf_lanmax._draw_runner import COMPILED_STEPS, chunks
+from tf_lanmax._intervals import t_interval
 from tf_lanmax._validation import check_bool, check_int, check_positive, check_probability
 from tf_lanmax.memse.mirror import MemSE
 
@@ -32,16 +33,12 @@ _CHUNK_FLOATS = 2**25
 # every chunk reuses one trace.
 _COMPILED_CHUNK_DRAWS = 32
 
-# The compiled sampled pass of the last few mirrors (holding the mirror keeps its id unique), so
-# repeated Monte-Carlo runs on one mirror (Gmax studies, more draws) trace once.
-_PASS_CACHE = collections.OrderedDict()
-_PASS_CACHE_SIZE = 4
-
 
 def _sampled_pass(mirror, compiled, cache):
     """``(variables, run)``: ``run(values, kernels, x)`` is the mirror's sampled pass on
     ``D x B`` tiled samples, ``values`` those of the model's `variables` and ``kernels``
-    {node key: ``(D, ...)``}. With `cache`, the compiled pass is kept for the next call."""
+    {node key: ``(D, ...)``}. With a `StepCache` as `cache` (else None), the compiled pass is
+    kept for the next call on this mirror."""
     variables = list(mirror.model.variables)
     graph, ctx = mirror.graph, mirror._context()
 
@@ -53,16 +50,13 @@ def _sampled_pass(mirror, compiled, cache):
 
     if not compiled:
         return variables, run
-    if not cache:
+    if cache is None:
         return variables, compile_function(run, static_shapes=True)
-    key = id(mirror)
-    if key in _PASS_CACHE:
-        _PASS_CACHE.move_to_end(key)
-    else:
-        _PASS_CACHE[key] = (mirror, variables, compile_function(run, static_shapes=True))
-        while len(_PASS_CACHE) > _PASS_CACHE_SIZE:
-            _PASS_CACHE.popitem(last=False)
-    return _PASS_CACHE[key][1:]
+    return cache.get(
+        ("memse.sampled_pass", id(mirror)),
+        lambda: (variables, compile_function(run, static_shapes=True)),
+        owner=mirror,
+    )
 
 
 def _per_example_kernels(mirror, ctx, draws, examples, seed):
@@ -146,16 +140,6 @@ class MonteCarloResult:
         )
 
 
-def t_interval(samples, confidence):
-    """Mean and Student-t half-width of i.i.d. samples along axis 0 (float64)."""
-    x = np.asarray(samples, dtype=np.float64)
-    n = x.shape[0]
-    mean = x.mean(axis=0)
-    std = x.std(axis=0, ddof=1) if n > 1 else np.zeros_like(mean)
-    half = stats.t.ppf(0.5 + confidence / 2.0, max(n - 1, 1)) * std / math.sqrt(n)
-    return mean, half, std
-
-
 def monte_carlo(
     model,
     crossbar=None,
@@ -234,7 +218,7 @@ def monte_carlo(
     if batch_size is None:
         batch_size = mirror.batch_size
     batch_size = check_int("batch_size", batch_size, low=1)
-    batches = [x[i : i + batch_size] for i in range(0, len(x), batch_size)]
+    batches = [x[chunk.slice] for chunk in chunks(len(x), batch_size)]
     clean = [ops.reshape(mirror.clean(xb), (len(xb), -1)) for xb in batches]
     outputs_count = int(clean[0].shape[-1])
     if batch_draws is None:
@@ -246,21 +230,19 @@ def monte_carlo(
 
     generator = keras.random.SeedGenerator(seed)
     ctx = mirror._context()
-    variables, run = _sampled_pass(mirror, bool(compiled), cache=mirror is model)
+    cache = COMPILED_STEPS if mirror is model else None  # a fresh mirror is never seen again
+    variables, run = _sampled_pass(mirror, bool(compiled), cache=cache)
     per_draw, agreements, sum_y, sum_y2, done = [], [], 0.0, 0.0, 0
     progress = keras.utils.Progbar(draws, unit_name="draw") if verbose else None
     start_time = time.perf_counter()
-    while done < draws:
-        d = min(batch_draws, draws - done)
-        width = batch_draws if compiled else d  # the last chunk keeps the compiled shapes
+    # Compiled, the last chunk is padded to `batch_draws` draws: one shape, one trace.
+    for chunk in chunks(draws, batch_draws, pad=bool(compiled)):
+        d, width = chunk.count, chunk.width
         if not per_example:
             kernels = {
-                node.key: node.rule.sample_kernels(ctx, d, generator)
+                node.key: chunk.pad(node.rule.sample_kernels(ctx, d, generator))
                 for node in mirror.graph.mapped_nodes
             }
-            if width > d:  # repeat draws (discarded below)
-                repeat = np.arange(width) % d
-                kernels = {key: ops.take(k, repeat, axis=0) for key, k in kernels.items()}
         values = [v.value for v in variables]
         errors, outputs, agree = [], [], 0.0
         for xb, zb in zip(batches, clean, strict=True):
@@ -271,7 +253,7 @@ def monte_carlo(
                 (-1,) + xb.shape[1:],
             )
             y = run(values, kernels, tiled)
-            y = ops.reshape(y, (width,) + tuple(zb.shape))[:d]  # outputs flattened
+            y = chunk.drop(ops.reshape(y, (width,) + tuple(zb.shape)))  # outputs flattened
             errors.append(ops.convert_to_numpy(ops.sum(ops.square(y - zb), axis=1)))
             same = ops.equal(ops.argmax(y, axis=-1), ops.expand_dims(ops.argmax(zb, axis=-1), 0))
             agree += float(ops.convert_to_numpy(ops.sum(ops.cast(same, "float32"))))
@@ -285,26 +267,25 @@ def monte_carlo(
         if progress is not None:
             progress.update(done)
         if rel_half_width is not None and done >= min_draws:
-            mse_k = np.concatenate(per_draw).mean(axis=1)
-            mean, half, _ = t_interval(mse_k, confidence)
-            if half <= rel_half_width * mean:
+            interval = t_interval(np.concatenate(per_draw).mean(axis=1), confidence)
+            if interval.half_width <= rel_half_width * interval.mean:
                 break
     seconds = time.perf_counter() - start_time
     per_output = np.concatenate(per_draw)
     total = per_output.mean(axis=1)
-    mean, half, std = t_interval(total, confidence)
-    out_mean, out_half, _ = t_interval(per_output, confidence)
+    overall = t_interval(total, confidence)
+    per_output_interval = t_interval(per_output, confidence)
     output_mean = sum_y / done
     output_var = (sum_y2 - done * output_mean**2) / max(done - 1, 1)
     return MonteCarloResult(
-        mse=float(mean),
-        ci=(float(mean - half), float(mean + half)),
-        half_width=float(half),
-        std=float(std),
+        mse=overall.mean,
+        ci=(overall.low, overall.high),
+        half_width=overall.half_width,
+        std=overall.std,
         draws=int(done),
         confidence=confidence,
-        per_output_mse=out_mean,
-        per_output_ci=np.stack([out_mean - out_half, out_mean + out_half], axis=1),
+        per_output_mse=per_output_interval.mean,
+        per_output_ci=np.stack([per_output_interval.low, per_output_interval.high], axis=1),
         per_draw=total,
         output_mean=output_mean,
         output_var=np.maximum(output_var, 0.0),
