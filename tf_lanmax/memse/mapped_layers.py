@@ -13,7 +13,7 @@ from keras import ops
 
 from tf_lanmax import faults
 from tf_lanmax.layers.base import FaultyKernelMixin
-from tf_lanmax.memse import adjoints
+from tf_lanmax.memse import adjoints, windows
 from tf_lanmax.memse import moments as rules
 from tf_lanmax.memse.crossbar import Crossbar
 from tf_lanmax.memse.mirror_layers import (
@@ -278,7 +278,7 @@ class ConvRule(LinearRule):
         )
 
     def _patches(self, x):
-        return adjoints.conv_patches(
+        return windows.conv_patches(
             x, self.op.kernel_size, self.op.strides, self.op.padding, self.op.dilation_rate
         )
 
@@ -348,7 +348,7 @@ class DepthwiseConvRule(ConvRule):
         return super().input_adjoint(g, full, input_shape)
 
     def _taps(self, x):
-        taps = rules.pool_windows(
+        taps = windows.pool_windows(
             x, self.op.kernel_size, self.op.strides, self.op.padding, 0.0, self.op.dilation_rate
         )
         stacked = ops.stack(taps, axis=-2)  # (B, *out, taps, Cin)
