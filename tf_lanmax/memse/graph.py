@@ -21,6 +21,7 @@ from keras import ops
 
 from tf_lanmax.memse.context import Forward, NodeContext, Reverse, SampledPassContext
 from tf_lanmax.memse.mirror_layers import Moments, relu_state
+from tf_lanmax.memse.moments import diagonal_covariance
 
 
 class _Handle:
@@ -98,11 +99,6 @@ class ReversePass(NamedTuple):
 
 def _add(total, value):
     return value if total is None else total + value
-
-
-def _on_diagonal(values):
-    """``(B, O)`` -> ``(B, O, O)`` diagonal matrices."""
-    return ops.expand_dims(values, -1) * ops.eye(values.shape[-1], dtype=values.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +193,7 @@ class Graph:
                 record[node.key] = relu_state(result.state) if node.relu_moved_to else result.state
         return MomentsPass(env[self.output_key], saved)
 
-    def run_values(self, x, config, mode, record=None, kernels=None):
+    def run_values(self, x, config, mode, *, record=None, kernels=None):
         """Clean (`mode="clean"`) or sampled (`"sample"`) values forward.
 
         Args:
@@ -273,7 +269,8 @@ class Graph:
             ctx = NodeContext(config, node.key, num_outputs=num, probe=probe, need=need)
             result = Reverse.of(node.rule.adjoint(g, saved[node.key], ctx))
             if result.variance is not None:
-                total = _add(total, result.variance if probe else _on_diagonal(result.variance))
+                variance = result.variance
+                total = _add(total, variance if probe else diagonal_covariance(variance))
             if result.noise is not None:
                 total = _add(total, result.noise)
                 share = result.noise

@@ -250,9 +250,14 @@ class MemSE(keras.layers.Layer):
             contributions.update(layers)
         return Moments(state.mean, var, cov)
 
-    def clean(self, x, record=None):
-        """The clean network's output (logits when an output softmax is skipped)."""
-        return self.graph.run_values(x, self.pass_config(), "clean", record)
+    def clean(self, x, *, record=None):
+        """The clean network's output (logits when an output softmax is skipped).
+
+        Args:
+            x: a batch of inputs.
+            record: optional dict filled with every node's clean output. Defaults to `None`.
+        """
+        return self.graph.run_values(x, self.pass_config(), "clean", record=record)
 
     def covariance(self, x):
         """Output covariance ``(batch, n, n)`` (diagonal in `"diagonal"` and `"probe"` modes)."""

@@ -205,7 +205,8 @@ class MirrorRule:
     def without_activation(self):
         """This rule without its final nonlinearity (`activation`), as a new rule.
 
-        For a rule that is only its activation (ReLU, Activation, Softmax), the identity.
+        For a rule that is only its activation (ReLU, Activation, Softmax), the identity; a
+        rule that does more before its activation overrides it (as `LinearRule` does).
         """
         return IdentityRule(self.op)
 
