@@ -103,7 +103,8 @@ def test_relu_feeding_a_max_pool_runs_after_it_and_is_still_recorded():
     # A ReLU layer: BN is folded into conv2d, so batch_normalization holds the pre-activation.
     model = small_cnn(head="flat")
     mirror = ms.MemSE(model, cb, cov_mode="diagonal")  # the pooled-first ReLU: forward only
-    assert mirror.graph._pool_first == {"re_lu": "max_pooling2d"}
+    moved = {n.key: n.relu_moved_to for n in mirror.graph.nodes if n.relu_moved_to}
+    assert moved == {"re_lu": "max_pooling2d"}
     record = {}
     out = mirror.moments(x, record=record)
     pre = record["batch_normalization"]

@@ -23,16 +23,17 @@ The maths, with the papers it follows: docs/maths/memse.md.
 """
 
 from tf_lanmax.errors import UnsupportedLayerError
+from tf_lanmax.memse.context import Forward, NodeContext, PassConfig, Reverse
 from tf_lanmax.memse.crossbar import Crossbar
 from tf_lanmax.memse.device_mapping import DeviceMapping, as_crossbar
 from tf_lanmax.memse.digital import faulty_copy
-from tf_lanmax.memse.graph import register_mirror, supported_layers
 from tf_lanmax.memse.mirror import MemSE
 from tf_lanmax.memse.mirror_layers import MirrorRule, Moments
 from tf_lanmax.memse.monte_carlo import MonteCarloResult, monte_carlo
 from tf_lanmax.memse.optimize import GmaxResult, mse_power_curve, optimize_gmax
 from tf_lanmax.memse.penalty import MemSEPenaltyModel
 from tf_lanmax.memse.power_budget import power_report
+from tf_lanmax.memse.registry import register_mirror, supported_layers
 
 __all__ = [
     "Crossbar",
@@ -42,6 +43,10 @@ __all__ = [
     "MemSEPenaltyModel",
     "MirrorRule",
     "Moments",
+    "Forward",
+    "Reverse",
+    "NodeContext",
+    "PassConfig",
     "as_crossbar",
     "MonteCarloResult",
     "monte_carlo",

@@ -21,7 +21,7 @@ All functions are pure; cotangents are ``(O * B, ...)`` with the output index ou
 import numpy as np
 from keras import ops
 
-from tf_lanmax.memse import moments as rules
+from tf_lanmax.memse import windows
 
 
 def per_output(g, num_outputs):
@@ -34,75 +34,13 @@ def flat_outputs(g):
     return ops.reshape(g, (-1,) + tuple(g.shape[2:]))
 
 
-def _zero_insert(x, strides):
-    """Spreads entries ``s`` apart along each spatial axis (``(n - 1) s + 1`` long)."""
-    for axis, s in enumerate(strides, start=1):
-        if s == 1:
-            continue
-        n = x.shape[axis]
-        zeros = ops.zeros_like(x)
-        x = ops.stack([x] + [zeros] * (s - 1), axis=axis + 1)
-        shape = tuple(x.shape[:axis]) + (n * s,) + tuple(x.shape[axis + 2 :])
-        x = ops.reshape(x, shape)
-        index = [slice(None)] * len(x.shape)
-        index[axis] = slice(0, (n - 1) * s + 1)
-        x = x[tuple(index)]
-    return x
-
-
-def window_scatter(cotangents, spatial, window, strides, padding, dilation=None):
-    """Adjoint of `moments.pool_windows`: adds every window entry back where it was read.
-
-    Args:
-        cotangents: one ``(N, *out_spatial, C)`` tensor per window entry (row-major order).
-        spatial: the input's spatial shape.
-        window, strides: tuples per spatial axis.
-        padding: `"valid"` or `"same"`.
-        dilation: tuple per axis, or None for 1.
-
-    Returns:
-        ``(N, *spatial, C)``.
-    """
-    dilation = dilation or (1,) * len(window)
-    geometry = [
-        rules._pool_geometry(n, (k - 1) * d + 1, s, padding)
-        for n, k, s, d in zip(spatial, window, strides, dilation, strict=True)
-    ]
-    total = None
-    for cot, offsets in zip(cotangents, np.ndindex(*window), strict=True):
-        spread = _zero_insert(cot, strides)
-        pads = [[0, 0]]
-        for axis, ((_, before, after), n, off, d) in enumerate(
-            zip(geometry, spatial, offsets, dilation, strict=True), start=1
-        ):
-            start = off * d
-            pads.append([start, n + before + after - start - spread.shape[axis]])
-        pads.append([0, 0])
-        placed = ops.pad(spread, pads)
-        total = placed if total is None else total + placed
-    index = [slice(None)]
-    for (_, before, _), n in zip(geometry, spatial, strict=True):
-        index.append(slice(before, before + n))
-    index.append(slice(None))
-    return total[tuple(index)]
-
-
-def conv_patches(x, kernel_size, strides, padding, dilation):
-    """Receptive fields of a convolution: ``(B, P, K)``, K ordered as the kernel's
-    ``(*kernel_size, in_channels)`` axes flattened row-major."""
-    taps = rules.pool_windows(x, kernel_size, strides, padding, fill=0.0, dilation=dilation)
-    patches = ops.stack(taps, axis=-2)  # (B, *out, taps, Cin)
-    positions = int(np.prod(taps[0].shape[1:-1]))
-    return ops.reshape(patches, (-1, positions, len(taps) * x.shape[-1]))
-
-
 def conv_input_adjoint(g, kernel, input_shape, strides, padding, dilation):
     """Cotangent of a convolution's input from its output's: ``(N, *spatial, Cin)``."""
     spatial = tuple(input_shape[1:-1])
     kernel_size = tuple(kernel.shape[:-2])
     if all(d == 1 for d in dilation):
         geometry = [
-            rules._pool_geometry(n, k, s, padding)
+            windows.pool_geometry(n, k, s, padding)
             for n, k, s in zip(spatial, kernel_size, strides, strict=True)
         ]
         full = ops.conv_transpose(g, kernel, strides=strides, padding="valid")
@@ -115,7 +53,7 @@ def conv_input_adjoint(g, kernel, input_shape, strides, padding, dilation):
         return ops.pad(full, pads)[tuple(index)]
     taps = ops.reshape(kernel, (-1,) + tuple(kernel.shape[-2:]))  # (taps, Cin, Cout)
     cots = [ops.matmul(g, ops.transpose(taps[t])) for t in range(taps.shape[0])]
-    return window_scatter(cots, spatial, kernel_size, strides, padding, dilation)
+    return windows.window_scatter(cots, spatial, kernel_size, strides, padding, dilation)
 
 
 def depthwise_as_conv(kernel):
@@ -201,32 +139,32 @@ def depthwise_noise_covariance(patches, patch_var, g, kernel_var, num_outputs, m
 def max_pool_adjoint(g, mean, pool_size, strides, padding, num):
     """Routes each window's cotangent to its largest-mean entry (the max-mean rule)."""
     spatial = tuple(mean.shape[1:-1])
-    if rules.non_overlapping(spatial, pool_size, strides, padding):
+    if windows.non_overlapping(spatial, pool_size, strides, padding):
         # Spread each cotangent over its window, keep it where the entry is the window's max.
-        spread_max = rules.spread(ops.max_pool(mean, pool_size, strides, "valid"), pool_size)
+        spread_max = windows.spread(ops.max_pool(mean, pool_size, strides, "valid"), pool_size)
         covered = tuple(spread_max.shape[1:-1])
         index = (slice(None),) + tuple(slice(0, n) for n in covered) + (slice(None),)
         winner = ops.cast(ops.equal(mean[index], spread_max), g.dtype)
-        routed = per_output(rules.spread(g, pool_size), num) * winner
+        routed = per_output(windows.spread(g, pool_size), num) * winner
         pads = [[0, 0]] + [[0, n - c] for n, c in zip(spatial, covered)] + [[0, 0]]
         routed = flat_outputs(routed)
         return ops.pad(routed, pads) if covered != spatial else routed
-    windows = rules.pool_windows(mean, pool_size, strides, padding, fill=rules._NEG_FILL)
-    winner = ops.argmax(ops.stack(windows, axis=0), axis=0)
+    entries = windows.pool_windows(mean, pool_size, strides, padding, fill=windows.NEG_FILL)
+    winner = ops.argmax(ops.stack(entries, axis=0), axis=0)
     g = per_output(g, num)
-    cots = [flat_outputs(g * ops.cast(ops.equal(winner, k), g.dtype)) for k in range(len(windows))]
-    return window_scatter(cots, spatial, pool_size, strides, padding)
+    cots = [flat_outputs(g * ops.cast(ops.equal(winner, k), g.dtype)) for k in range(len(entries))]
+    return windows.window_scatter(cots, spatial, pool_size, strides, padding)
 
 
 def average_pool_adjoint(g, input_shape, pool_size, strides, padding):
     """Spreads each window's cotangent evenly over its real entries."""
     spatial = tuple(input_shape[1:-1])
     size = int(np.prod(pool_size))
-    if rules.non_overlapping(spatial, pool_size, strides, padding):
+    if windows.non_overlapping(spatial, pool_size, strides, padding):
         shares = ops.repeat(ops.expand_dims(g / size, -1), size, axis=-1)
-        return rules.from_blocks(shares, pool_size, spatial)
-    counts = rules.window_counts(spatial, pool_size, strides, padding)
-    return window_scatter([g / counts] * size, spatial, pool_size, strides, padding)
+        return windows.from_blocks(shares, pool_size, spatial)
+    counts = windows.window_counts(spatial, pool_size, strides, padding)
+    return windows.window_scatter([g / counts] * size, spatial, pool_size, strides, padding)
 
 
 def global_average_pool_adjoint(g, input_shape, keepdims):

@@ -13,11 +13,11 @@ from keras import ops
 
 from tf_lanmax import faults
 from tf_lanmax.layers.base import FaultyKernelMixin
-from tf_lanmax.memse import adjoints
+from tf_lanmax.memse import adjoints, windows
 from tf_lanmax.memse import moments as rules
+from tf_lanmax.memse.context import Forward, Reverse
 from tf_lanmax.memse.crossbar import Crossbar
 from tf_lanmax.memse.mirror_layers import (
-    OUTPUT_ONLY_ACTIVATIONS,
     MirrorRule,
     Moments,
     activation_name,
@@ -25,7 +25,7 @@ from tf_lanmax.memse.mirror_layers import (
     check_activation,
     check_channels_last,
     relu_adjoint,
-    relu_state,
+    relu_forward,
 )
 from tf_lanmax.memse.power import crossbar_power
 
@@ -39,9 +39,11 @@ class LinearRule(MirrorRule):
         super().__init__(op)
         check_channels_last(op)
         self.activation = check_activation(activation_name(op), op)
-        self.output_only = self.activation in OUTPUT_ONLY_ACTIVATIONS
-        self.bn = None
-        self.digital = False  # set by the graph for the "digital" mapping
+        self.bn = None  # the BatchNorm folded into the kernel (`passes.fold_batchnorm`)
+        self.digital = False  # the "digital" mapping (`passes.keep_digital_faults`)
+
+    def without_activation(self):
+        return self.replace(activation="linear")
 
     @property
     def faulty(self):
@@ -67,8 +69,9 @@ class LinearRule(MirrorRule):
     def _fold_shape(self, scale, kernel):
         return scale
 
-    def weight_moments(self, ctx):
-        """``(W, b, M, S2)``: clean kernel and bias, mean kernel and weight variance."""
+    def weight_moments(self, config):
+        """``(W, b, M, S2)``: clean kernel and bias, mean kernel and weight variance, under
+        the `PassConfig` `config`."""
         kernel, bias = self.weights()
         if self.faulty:
             mean, var = self.op.kernel_moments()
@@ -77,11 +80,12 @@ class LinearRule(MirrorRule):
                 # lets the convolution use a box sum instead of a full convolution.
                 var = ops.mean(var, axis=tuple(range(len(var.shape) - 1)))
             return kernel, bias, ops.cast(mean, kernel.dtype), ops.cast(var, kernel.dtype)
-        mean, var = ctx.crossbar.kernel_moments(kernel, ctx.gmax[self.op.name])
+        mean, var = config.crossbar.kernel_moments(kernel, config.gmax[self.op.name])
         return kernel, bias, mean, var
 
-    def sample_kernels(self, ctx, draws, seed):
-        """``draws`` effective kernels ``(D, ...)`` (digital faults or crossbar noise)."""
+    def sample_kernels(self, config, draws, seed):
+        """``draws`` effective kernels ``(D, ...)`` (digital faults or crossbar noise) under
+        the `PassConfig` `config`."""
         if self.faulty:
             layer = self.op
             fmt, model = layer.weight_format, layer.fault_model
@@ -94,25 +98,25 @@ class LinearRule(MirrorRule):
             values = values if keep is None else values * keep
             return ops.cast(values, latent.dtype)
         kernel, _ = self.weights()
-        return ctx.crossbar.sample_kernels(kernel, ctx.gmax[self.op.name], draws, seed)
+        return config.crossbar.sample_kernels(kernel, config.gmax[self.op.name], draws, seed)
 
-    def flipout_ready(self, ctx):
+    def flipout_ready(self, config):
         """Whether this layer's noise is symmetric around a fixed kernel (the crossbar's
         Gaussian noise around the quantised weight), so that per-example sign flips of one
         draw give every example a draw of the same law (Flipout)."""
-        return not self.faulty and isinstance(ctx.crossbar, Crossbar)
+        return not self.faulty and isinstance(config.crossbar, Crossbar)
 
     def output_channels(self, kernel):
         return kernel.shape[-1]
 
-    def flipout_draws(self, ctx, draws, examples, seed):
+    def flipout_draws(self, config, draws, examples, seed):
         """`draws` kernel perturbations around the quantised kernel and random signs for
         ``draws x examples`` examples, per input and per output channel (Flipout; Wen et
         al., ICLR 2018): example n of draw d sees ``diag(s_in) dW_d diag(s_out)``, a draw of
         the same law as ``dW_d``, uncorrelated with the other examples' perturbations."""
         kernel, _ = self.weights()
-        mean = ctx.crossbar.quantize(kernel)
-        delta = ctx.crossbar.sample_kernels(kernel, ctx.gmax[self.op.name], draws, seed)
+        mean = config.crossbar.quantize(kernel)
+        delta = config.crossbar.sample_kernels(kernel, config.gmax[self.op.name], draws, seed)
         delta = delta - ops.expand_dims(mean, 0)
 
         def signs(channels):
@@ -151,10 +155,12 @@ class LinearRule(MirrorRule):
     def input_adjoint(self, g, mean_kernel, input_shape):
         raise NotImplementedError
 
-    def noise_covariance(self, state, g, var_kernel, ctx):
+    def noise_covariance(self, state, g, var_kernel, num):
+        """``(B, O, O)``: the output covariance the weight noise adds
+        (`adjoints.weight_noise_covariance`), `g` holding `num` rows per example."""
         raise NotImplementedError
 
-    def noise_energy(self, state, g, var_kernel, ctx):
+    def noise_energy(self, state, g, var_kernel, num):
         """``(B, P)``: per example and probe, the weight noise's weighted squared gradient
         norm (`adjoints.weight_noise_energy`)."""
         raise NotImplementedError
@@ -163,23 +169,27 @@ class LinearRule(MirrorRule):
 
     def moments(self, inputs, ctx):
         state = inputs[0]
-        kernel, bias, mean_kernel, var_kernel = self.weight_moments(ctx)
-        if ctx.power is not None and not self.faulty:
-            self._record_power(state, kernel, ctx)
+        kernel, bias, mean_kernel, var_kernel = self.weight_moments(ctx.config)
+        power = None
+        if ctx.measure_power and not self.faulty:
+            power = self.power(state, kernel, ctx.config)
         out = self.linear_moments(state, mean_kernel, var_kernel, bias, ctx)
-        ctx.save(mean_kernel=mean_kernel, var_kernel=var_kernel)
-        return relu_state(out, ctx) if self.activation == "relu" and not ctx.skip_relu else out
+        saved = {"mean_kernel": mean_kernel, "var_kernel": var_kernel}
+        if self.activation == "relu":
+            relu = relu_forward(out, ctx.save)
+            out, saved = relu.state, {**saved, **relu.saved}
+        return Forward(out, saved, power)
 
     def _activate(self, y, bias):
         y = y if bias is None else y + bias
         return ops.relu(y) if self.activation == "relu" else y
 
-    def clean(self, values, node, ctx):
+    def clean(self, values, ctx):
         kernel, bias = self.weights()
         return self._activate(self.apply(values[0], kernel), bias)
 
-    def sample(self, values, node, ctx):
-        kernels = ctx.kernels[node.key]
+    def sample(self, values, ctx):
+        kernels = ctx.kernels
         if isinstance(kernels, dict):  # per-example noise by sign flips
             return self._activate(self._flipout(values[0], kernels), self.weights()[1])
         draws = kernels.shape[0]
@@ -189,30 +199,27 @@ class LinearRule(MirrorRule):
         return self._activate(y, self.weights()[1])
 
     def adjoint(self, g, saved, ctx):
-        if self.activation == "relu" and not ctx.skip_relu:
-            g = relu_adjoint(g, saved, ctx)
+        variance = None
+        if self.activation == "relu":
+            relu = relu_adjoint(g, saved, ctx)
+            g, variance = relu.cotangents[0], relu.variance
         state = saved["inputs"][0]
         if ctx.probe:
-            diagonal = self.noise_energy(state, g, saved["var_kernel"], ctx)
-            ctx.add_output_variance(diagonal)
+            noise = self.noise_energy(state, g, saved["var_kernel"], ctx.num_outputs)
         else:
-            cov = self.noise_covariance(state, g, saved["var_kernel"], ctx)
-            ctx.output_cov = cov if ctx.output_cov is None else ctx.output_cov + cov
-            diagonal = ops.diagonal(cov, axis1=-2, axis2=-1)
-        previous = ctx.contributions.get(self.op.name)
-        ctx.contributions[self.op.name] = diagonal if previous is None else previous + diagonal
-        if not ctx.need[0]:
-            return [None]
-        return [self.input_adjoint(g, saved["mean_kernel"], state.mean.shape)]
+            noise = self.noise_covariance(state, g, saved["var_kernel"], ctx.num_outputs)
+        cotangent = None
+        if ctx.need[0]:
+            cotangent = self.input_adjoint(g, saved["mean_kernel"], state.mean.shape)
+        return Reverse([cotangent], variance=variance, noise=noise)
 
-    def _record_power(self, state, kernel, ctx):
-        g_pos, g_neg = ctx.crossbar.conductances(kernel, ctx.gmax[self.op.name])
-        device, tia = crossbar_power(
-            self.apply, g_pos, g_neg, state.mean, state.var, ctx.crossbar.sigma,
-            ctx.crossbar.tia_gain,
+    def power(self, state, kernel, config):
+        """``(device, tia)``: the per-example crossbar power of the input `state`."""
+        g_pos, g_neg = config.crossbar.conductances(kernel, config.gmax[self.op.name])
+        return crossbar_power(
+            self.apply, g_pos, g_neg, state.mean, state.var, config.crossbar.sigma,
+            config.crossbar.tia_gain,
         )  # fmt: skip
-        previous = ctx.power.get(self.op.name, (0.0, 0.0))
-        ctx.power[self.op.name] = (previous[0] + device, previous[1] + tia)
 
 
 class DenseRule(LinearRule):
@@ -225,7 +232,7 @@ class DenseRule(LinearRule):
         return ops.reshape(y, tuple(x.shape[:-1]) + (kernels.shape[-1],))
 
     def linear_moments(self, state, mean_kernel, var_kernel, bias, ctx):
-        if ctx.cov_mode == "full" and len(state.mean.shape) == 2:
+        if ctx.config.cov_mode == "full" and len(state.mean.shape) == 2:
             cov = state.cov if state.cov is not None else rules.diagonal_covariance(state.var)
             mean, cov = rules.dense_covariance(state.mean, cov, mean_kernel, var_kernel, bias)
             return Moments(mean, ops.diagonal(cov, axis1=-2, axis2=-1), cov)
@@ -234,21 +241,21 @@ class DenseRule(LinearRule):
     def input_adjoint(self, g, mean_kernel, input_shape):
         return ops.matmul(g, ops.transpose(mean_kernel))
 
-    def noise_covariance(self, state, g, var_kernel, ctx):
+    def noise_covariance(self, state, g, var_kernel, num):
         features = state.mean.shape[-1]
         positions = int(np.prod(state.mean.shape[1:-1]))
         patches = ops.reshape(state.mean, (-1, positions, features))
         patch_var = None if state.exact else ops.reshape(state.var, (-1, positions, features))
         g = ops.reshape(g, (-1, positions, g.shape[-1]))
-        return adjoints.weight_noise_covariance(patches, patch_var, g, var_kernel, ctx.num_outputs)
+        return adjoints.weight_noise_covariance(patches, patch_var, g, var_kernel, num)
 
-    def noise_energy(self, state, g, var_kernel, ctx):
+    def noise_energy(self, state, g, var_kernel, num):
         features = state.mean.shape[-1]
         positions = int(np.prod(state.mean.shape[1:-1]))
         patches = ops.reshape(state.mean, (-1, positions, features))
         patch_var = None if state.exact else ops.reshape(state.var, (-1, positions, features))
         g = ops.reshape(g, (-1, positions, g.shape[-1]))
-        return adjoints.weight_noise_energy(patches, patch_var, g, var_kernel, ctx.num_outputs)
+        return adjoints.weight_noise_energy(patches, patch_var, g, var_kernel, num)
 
 
 class ConvRule(LinearRule):
@@ -278,7 +285,7 @@ class ConvRule(LinearRule):
         )
 
     def _patches(self, x):
-        return adjoints.conv_patches(
+        return windows.conv_patches(
             x, self.op.kernel_size, self.op.strides, self.op.padding, self.op.dilation_rate
         )
 
@@ -295,17 +302,17 @@ class ConvRule(LinearRule):
             var_kernel = ops.reshape(var_kernel, (-1, var_kernel.shape[-1]))
         return patches, patch_var, g, var_kernel
 
-    def noise_covariance(self, state, g, var_kernel, ctx):
+    def noise_covariance(self, state, g, var_kernel, num):
         args = self._patch_arguments(state, g, var_kernel)
-        return adjoints.weight_noise_covariance(*args, ctx.num_outputs)
+        return adjoints.weight_noise_covariance(*args, num)
 
-    def noise_energy(self, state, g, var_kernel, ctx):
+    def noise_energy(self, state, g, var_kernel, num):
         patches = self._patches(state.mean)
         flat_g = ops.reshape(g, (-1, patches.shape[1], g.shape[-1]))
         flat_var = var_kernel
         if len(var_kernel.shape) == len(self.op.kernel.shape):
             flat_var = ops.reshape(var_kernel, (-1, var_kernel.shape[-1]))
-        energy = adjoints.weight_noise_energy(patches, None, flat_g, flat_var, ctx.num_outputs)
+        energy = adjoints.weight_noise_energy(patches, None, flat_g, flat_var, num)
         if state.exact:
             return energy
         # Second order, sum_(t,c) g_tc^2 sum_k S^2_kc v_tk: one convolution of the input
@@ -313,7 +320,7 @@ class ConvRule(LinearRule):
         noise = ops.reshape(
             self._input_noise(state.var, var_kernel), (1, -1) + tuple(flat_g.shape[1:])
         )
-        per = ops.reshape(flat_g, (ctx.num_outputs, -1) + tuple(flat_g.shape[1:]))
+        per = ops.reshape(flat_g, (num, -1) + tuple(flat_g.shape[1:]))
         return energy + ops.transpose(ops.sum(ops.square(per) * noise, axis=(2, 3)))
 
     def _input_noise(self, var, var_kernel):
@@ -348,7 +355,7 @@ class DepthwiseConvRule(ConvRule):
         return super().input_adjoint(g, full, input_shape)
 
     def _taps(self, x):
-        taps = rules.pool_windows(
+        taps = windows.pool_windows(
             x, self.op.kernel_size, self.op.strides, self.op.padding, 0.0, self.op.dilation_rate
         )
         stacked = ops.stack(taps, axis=-2)  # (B, *out, taps, Cin)
@@ -363,10 +370,10 @@ class DepthwiseConvRule(ConvRule):
             var_kernel = ops.reshape(var_kernel, (-1,) + kernel_shape[-2:])
         return patches, patch_var, g, var_kernel
 
-    def noise_covariance(self, state, g, var_kernel, ctx):
+    def noise_covariance(self, state, g, var_kernel, num):
         args = self._patch_arguments(state, g, var_kernel)
-        return adjoints.depthwise_noise_covariance(*args, ctx.num_outputs, self.op.kernel.shape[-1])
+        return adjoints.depthwise_noise_covariance(*args, num, self.op.kernel.shape[-1])
 
-    def noise_energy(self, state, g, var_kernel, ctx):
+    def noise_energy(self, state, g, var_kernel, num):
         args = self._patch_arguments(state, g, var_kernel)
-        return adjoints.depthwise_noise_energy(*args, ctx.num_outputs, self.op.kernel.shape[-1])
+        return adjoints.depthwise_noise_energy(*args, num, self.op.kernel.shape[-1])

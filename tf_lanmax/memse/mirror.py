@@ -9,10 +9,12 @@ from keras import ops
 
 from tf_lanmax._validation import check_bool, check_int, check_one_of
 from tf_lanmax.memse import moments as rules
+from tf_lanmax.memse.context import PassConfig, SampledPassContext
 from tf_lanmax.memse.crossbar import Crossbar
 from tf_lanmax.memse.device_mapping import as_crossbar
-from tf_lanmax.memse.graph import Graph, _Handle
-from tf_lanmax.memse.mirror_layers import Context, Moments
+from tf_lanmax.memse.graph import _Handle
+from tf_lanmax.memse.mirror_layers import Moments
+from tf_lanmax.memse.passes import mirror_graph
 
 COV_MODES = ("probe", "diagonal", "full", "jacobian")
 MAPPINGS = ("crossbar", "digital")
@@ -134,7 +136,9 @@ class MemSE(keras.layers.Layer):
         self.verbose = check_bool("verbose", verbose)
         self.maxpool = check_one_of("maxpool", maxpool, rules.MAXPOOL_RULES)
         self._model = _Handle(model)
-        self.graph = Graph(model, crossbar, digital=self.mapping == "digital")
+        self.graph = mirror_graph(
+            model, crossbar, digital=self.mapping == "digital", maxpool=self.maxpool
+        )
         self.gmax = {
             name: self.add_weight(
                 shape=(),
@@ -180,11 +184,21 @@ class MemSE(keras.layers.Layer):
         """The crossbar with this mirror's current per-layer Gmax (for `monte_carlo`)."""
         return self.crossbar.with_gmax(self.gmax_values()) if self.gmax else self.crossbar
 
-    def _context(self, gmax=None, power=None, kernels=None):
+    def pass_config(self, gmax=None):
+        """The read-only `PassConfig` of this mirror's passes over its graph.
+
+        Args:
+            gmax: optional {layer name: tensor} overriding the Gmax variables.
+                Defaults to `None`.
+        """
         values = dict(self.gmax)
         if gmax is not None:
             values.update(gmax)
-        return Context(self.crossbar, values, self.cov_mode, self.maxpool, power, kernels)
+        return PassConfig(self.crossbar, values, self.cov_mode, self.maxpool)
+
+    def _context(self):
+        """The pass configuration with settable sampled kernels (`monte_carlo`)."""
+        return SampledPassContext(self.pass_config())
 
     # -- evaluations ------------------------------------------------------------------------
 
@@ -213,29 +227,37 @@ class MemSE(keras.layers.Layer):
             `Moments(mean, var, cov)`; `cov` is ``(batch, n, n)`` in `"full"` mode (flat
             outputs) and `"jacobian"` mode, else None.
         """
-        ctx = self._context(gmax, power)
-        if self.cov_mode not in ("jacobian", "probe"):
-            return self.graph.run_moments(x, ctx, record)
-        ctx.saved = {}
-        state = self.graph.run_moments(x, ctx, record)
+        config = self.pass_config(gmax)
+        reverse = self.cov_mode in ("jacobian", "probe")
+        forward = self.graph.run_moments(x, config, record=record, power=power, save=reverse)
+        state = forward.output
+        if not reverse:
+            return state
         if self.cov_mode == "probe":
             seed = self.seed if seed is None else check_int("seed", seed, low=0)
-            energy = self.graph.run_probe(state.mean, ctx, self.probes, seed)  # (B, P)
+            energy, layers = self.graph.run_probe(
+                state.mean, config, forward.saved, self.probes, seed
+            )  # (B, P)
             if contributions is not None:
                 outputs = int(np.prod(state.mean.shape[1:]))
                 even = ops.ones((1, outputs), dtype=state.mean.dtype) / outputs
-                for name, value in ctx.contributions.items():
+                for name, value in layers.items():
                     contributions[name] = ops.mean(value, axis=-1, keepdims=True) * even
             return Moments(state.mean, spread_over_outputs(ops.mean(energy, axis=-1), state.var))
-        cov = self.graph.run_adjoint(state.mean, ctx)
+        cov, layers = self.graph.run_adjoint(state.mean, config, forward.saved)
         var = ops.reshape(ops.diagonal(cov, axis1=-2, axis2=-1), ops.shape(state.mean))
         if contributions is not None:
-            contributions.update(ctx.contributions)
+            contributions.update(layers)
         return Moments(state.mean, var, cov)
 
-    def clean(self, x, record=None):
-        """The clean network's output (logits when an output softmax is skipped)."""
-        return self.graph.run_values(x, self._context(), "clean", record)
+    def clean(self, x, *, record=None):
+        """The clean network's output (logits when an output softmax is skipped).
+
+        Args:
+            x: a batch of inputs.
+            record: optional dict filled with every node's clean output. Defaults to `None`.
+        """
+        return self.graph.run_values(x, self.pass_config(), "clean", record=record)
 
     def covariance(self, x):
         """Output covariance ``(batch, n, n)`` (diagonal in `"diagonal"` and `"probe"` modes)."""
@@ -297,7 +319,7 @@ class MemSE(keras.layers.Layer):
             `(total, layers)`: a scalar tensor and {name: (device, tia)} scalar tensors.
         """
         sink = {}
-        self.graph.run_moments(x, self._context(gmax, sink))  # the forward pass suffices
+        self.graph.run_moments(x, self.pass_config(gmax), power=sink)  # forward suffices
         layers = {name: (ops.mean(d), ops.mean(t)) for name, (d, t) in sink.items()}
         total = sum(d + t for d, t in layers.values()) if layers else ops.zeros(())
         return total, layers

@@ -5,12 +5,15 @@ Every node of a mirrored graph holds one rule. A rule evaluates its layer four w
 - `moments`: the analytic propagation of means and variances (`moments.py`);
 - `clean`: the noise-free value, the reference the MSE is measured against;
 - `sample`: the value for a batch of ``D x B`` samples under D weight draws (Monte-Carlo);
-- `adjoint`: the cotangent of its inputs from its output's, for the `"jacobian"` mode
-  (`adjoints.py`), linearised at the mean state.
+- `adjoint`: the cotangent of its inputs from its output's, for the `"probe"` and
+  `"jacobian"` modes (`adjoints.py`), linearised at the mean state.
 
-The rules of the noisy Dense / convolution layers are in `mapped_layers.py`.
+`MirrorRule` documents the protocol (arguments in, results out: `context.py`), with a worked
+example of a user rule. The rules of the noisy Dense / convolution layers are in
+`mapped_layers.py`.
 """
 
+import copy
 from typing import NamedTuple
 
 import keras
@@ -19,6 +22,7 @@ from keras import ops
 
 from tf_lanmax.memse import adjoints
 from tf_lanmax.memse import moments as rules
+from tf_lanmax.memse.context import Forward, Reverse
 
 OUTPUT_ONLY_ACTIVATIONS = ("softmax", "sigmoid")
 
@@ -33,43 +37,6 @@ class Moments(NamedTuple):
     var: object
     cov: object = None
     exact: bool = False
-
-
-class Context:
-    """What a pass needs besides the inputs: the crossbar, Gmax per layer, options, and the
-    per-pass records (power, sampled kernels, saved states, output covariance)."""
-
-    def __init__(
-        self, crossbar, gmax, cov_mode="diagonal", maxpool="max_mean", power=None, kernels=None
-    ):
-        self.crossbar = crossbar
-        self.gmax = gmax
-        self.cov_mode = cov_mode
-        self.maxpool = maxpool
-        self.power = power
-        self.kernels = kernels if kernels is not None else {}
-        self.saved = None  # {node key: {...}} when a reverse pass follows
-        self.node_key = None
-        self.num_outputs = None
-        self.output_cov = None
-        self.contributions = {}
-        self.need = ()
-        self.skip_relu = False  # set by the graph when the ReLU runs after a max pool
-        self.probe = False  # the reverse pass carries probes: accumulate (B, P) energies
-        self.pool_first = {}  # {ReLU node key: max-pool node key} moved after the pool
-
-    def save(self, **values):
-        if self.saved is not None:
-            self.saved.setdefault(self.node_key, {}).update(values)
-
-    def add_output_variance(self, diagonal):
-        """Adds a ``(B, O)`` contribution on the diagonal of the output covariance (jacobian
-        mode) or to the ``(B, P)`` per-probe energies (probe mode)."""
-        if not self.probe:
-            diagonal = ops.expand_dims(diagonal, -1) * ops.eye(
-                diagonal.shape[-1], dtype=diagonal.dtype
-            )
-        self.output_cov = diagonal if self.output_cov is None else self.output_cov + diagonal
 
 
 def activation_name(layer):
@@ -122,20 +89,25 @@ def batchnorm_affine(layer):
     return a, d
 
 
-def relu_state(state, ctx=None):
-    """ReLU on a state (diagonal or full covariance).
+def relu_forward(state, save=False):
+    """ReLU on a state (diagonal or full covariance), as a rule's `Forward`.
 
-    With a `ctx` that saves states for a reverse pass, also saves the expected slope
-    ``Phi(mu / s)`` and the variance the linearisation misses, ``Var[relu X] - Phi^2 s^2``.
+    With `save` (a reverse pass follows), also saves the expected slope ``Phi(mu / s)`` and
+    the variance the linearisation misses, ``Var[relu X] - Phi^2 s^2``.
     """
     if state.cov is not None:
         mean, cov = rules.relu_covariance(state.mean, state.cov)
-        return Moments(mean, ops.diagonal(cov, axis1=-2, axis2=-1), cov)
+        return Forward(Moments(mean, ops.diagonal(cov, axis1=-2, axis2=-1), cov))
     mean, var, slope = rules.relu_moments(state.mean, state.var)
-    if ctx is not None and ctx.saved is not None:
-        residual = ops.relu(var - ops.square(slope) * state.var)
-        ctx.save(relu_slope=slope, relu_residual=residual)
-    return Moments(mean, var)
+    if not save:
+        return Forward(Moments(mean, var))
+    residual = ops.relu(var - ops.square(slope) * state.var)
+    return Forward(Moments(mean, var), {"relu_slope": slope, "relu_residual": residual})
+
+
+def relu_state(state):
+    """ReLU on a state (diagonal or full covariance): the output `Moments`."""
+    return relu_forward(state).state
 
 
 def relu_adjoint(g, saved, ctx):
@@ -147,10 +119,8 @@ def relu_adjoint(g, saved, ctx):
     num = ctx.num_outputs
     units = int(np.prod(residual.shape[1:]))
     per = ops.reshape(g, (num, -1, units))  # (O, B, U)
-    # Second order: added on the diagonal of the output covariance only.
-    diagonal = ops.transpose(ops.sum(ops.square(per) * ops.reshape(residual, (-1, units)), -1))
-    ctx.add_output_variance(diagonal)
-    return scale_cotangent(g, saved["relu_slope"], num)
+    variance = ops.transpose(ops.sum(ops.square(per) * ops.reshape(residual, (-1, units)), -1))
+    return Reverse([scale_cotangent(g, saved["relu_slope"], num)], variance=variance)
 
 
 def scale_cotangent(g, factor, num):
@@ -159,10 +129,60 @@ def scale_cotangent(g, factor, num):
 
 
 class MirrorRule:
-    """Base rule: a deterministic, reliable layer that the sampled pass calls as is."""
+    """How MemSE evaluates one layer: the protocol a rule implements.
+
+    A rule is built from the layer (or functional operation) it mirrors, `op`, once per call
+    of it in the model's graph, and never changes afterwards: graph rewrites (`passes.py`)
+    build new rules. It takes its inputs as arguments and returns what it produces:
+
+    - ``moments(inputs, ctx)``: the input `Moments` (one per input tensor) to the output's.
+      Returns a `Moments`, or a `Forward` that also holds the values `adjoint` will need
+      (``saved``; the graph adds the inputs as ``saved["inputs"]``) and, for a mapped layer,
+      its crossbar power. Required.
+    - ``clean(values, ctx)`` and ``sample(values, ctx)``: the noise-free output, and the
+      output of ``D x B`` tiled examples under D weight draws (Monte-Carlo). Both default to
+      calling the layer itself (``ctx.call(values)``): right for any layer without noisy
+      weights.
+    - ``adjoint(g, saved, ctx)``: the cotangents ``(O * B, ...)`` of the inputs from the
+      output's, linearised at the mean state, for the `"probe"` and `"jacobian"` modes.
+      Returns a list (one per input) or a `Reverse` that also holds the output variance the
+      rule adds. Defaults to an error naming the layer (then only `"diagonal"` and
+      `"full"` can pass through it).
+
+    `ctx` is a read-only `NodeContext` (the node's key, the `PassConfig`, the pass's flags).
+    The class attributes say how passes treat the rule: `mapped` (a layer whose weights are
+    in noisy memory: `LinearRule`), `activation` (the elementwise nonlinearity the rule
+    ends with: ``"relu"`` lets a ReLU move after a following max pool, ``"softmax"`` or
+    ``"sigmoid"`` are allowed on the model output only, where MemSE skips them).
+
+    Example (a custom layer ``y = a x`` and its rule, registered with `register_mirror`):
+
+    >>> class Scale(keras.layers.Layer):
+    ...     def __init__(self, factor, **kwargs):
+    ...         super().__init__(**kwargs)
+    ...         self.factor = factor
+    ...
+    ...     def call(self, x):
+    ...         return self.factor * x
+    >>> class ScaleRule(MirrorRule):
+    ...     def moments(self, inputs, ctx):  # E[aX] = a E[X], Var[aX] = a^2 Var[X]
+    ...         state, a = inputs[0], self.op.factor
+    ...         return Moments(a * state.mean, a * a * state.var)
+    ...
+    ...     def adjoint(self, g, saved, ctx):  # d(a x) / dx = a
+    ...         return [self.op.factor * g]
+    >>> register_mirror(Scale, ScaleRule)
+    >>> dense = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    >>> scaled = keras.Sequential([dense, Scale(2.0)])
+    >>> crossbar = Crossbar(sigma=0.01, gmax=1.0)
+    >>> inputs = np.random.default_rng(0).random((4, 8), dtype="float32")
+    >>> mse = MemSE(scaled, crossbar).mse(inputs)  # (4, 3): the probe mode, by the adjoint
+    >>> bool(np.allclose(mse, 4.0 * MemSE(dense, crossbar).mse(inputs)))  # a^2 times
+    True
+    """
 
     mapped = False
-    output_only = False
+    activation = None
 
     def __init__(self, op):
         self.op = op
@@ -171,19 +191,40 @@ class MirrorRule:
     def name(self):
         return getattr(self.op, "name", type(self.op).__name__)
 
+    @property
+    def output_only(self):
+        """Whether the layer is allowed on the model output only (softmax, sigmoid)."""
+        return self.activation in OUTPUT_ONLY_ACTIVATIONS
+
+    def replace(self, **changes):
+        """A copy of this rule with some attributes changed (graph passes build new rules)."""
+        rule = copy.copy(self)
+        rule.__dict__.update(changes)
+        return rule
+
+    def without_activation(self):
+        """This rule without its final nonlinearity (`activation`), as a new rule.
+
+        For a rule that is only its activation (ReLU, Activation, Softmax), the identity; a
+        rule that does more before its activation overrides it (as `LinearRule` does).
+        """
+        return IdentityRule(self.op)
+
     def moments(self, inputs, ctx):
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement moments(inputs, ctx) (see MirrorRule)."
+        )
 
-    def clean(self, values, node, ctx):
-        return node.call_original(values)
+    def clean(self, values, ctx):
+        return ctx.call(values)
 
-    def sample(self, values, node, ctx):
-        return node.call_original(values)
+    def sample(self, values, ctx):
+        return ctx.call(values)
 
     def adjoint(self, g, saved, ctx):
         raise ValueError(
             f"Layer '{self.name}' ({type(self.op).__name__}) has no reverse rule, so "
-            "cov_mode='jacobian' cannot pass through it. Use cov_mode='diagonal'."
+            "cov_mode='jacobian' or 'probe' cannot pass through it. Use cov_mode='diagonal'."
         )
 
 
@@ -193,7 +234,7 @@ class IdentityRule(MirrorRule):
     def moments(self, inputs, ctx):
         return inputs[0]
 
-    def clean(self, values, node, ctx):
+    def clean(self, values, ctx):
         return values[0]
 
     sample = clean
@@ -204,6 +245,8 @@ class IdentityRule(MirrorRule):
 
 class ReLURule(MirrorRule):
     """ReLU by Gaussian moment matching."""
+
+    activation = "relu"
 
     def __init__(self, op):
         super().__init__(op)
@@ -220,36 +263,68 @@ class ReLURule(MirrorRule):
                 )
 
     def moments(self, inputs, ctx):
-        return inputs[0] if ctx.skip_relu else relu_state(inputs[0], ctx)
+        return relu_forward(inputs[0], ctx.save)
 
     def adjoint(self, g, saved, ctx):
-        return [g] if ctx.skip_relu else [relu_adjoint(g, saved, ctx)]
+        return relu_adjoint(g, saved, ctx)
 
 
-class ActivationRule(ReLURule):
+class ActivationRule(MirrorRule):
     """`keras.layers.Activation`: relu or linear (softmax/sigmoid on the output only)."""
 
     def __init__(self, op):
-        MirrorRule.__init__(self, op)
+        super().__init__(op)
         self.activation = check_activation(activation_name(op), op)
-        self.output_only = self.activation in OUTPUT_ONLY_ACTIVATIONS
 
     def moments(self, inputs, ctx):
-        if self.activation == "relu" and not ctx.skip_relu:
-            return relu_state(inputs[0], ctx)
+        if self.activation == "relu":
+            return relu_forward(inputs[0], ctx.save)
         return inputs[0]
 
     def adjoint(self, g, saved, ctx):
-        return super().adjoint(g, saved, ctx) if self.activation == "relu" else [g]
+        return relu_adjoint(g, saved, ctx) if self.activation == "relu" else [g]
 
 
 class SoftmaxRule(MirrorRule):
     """`keras.layers.Softmax`: allowed on the output only (MemSE measures the logits)."""
 
-    output_only = True
+    activation = "softmax"
 
     def moments(self, inputs, ctx):
         return inputs[0]
+
+
+class ReLUAfterRule(MirrorRule):
+    """A (global) max pool whose input's ReLU was moved after it (`passes.relu_after_max_pool`):
+    ``relu(maxpool(x)) = maxpool(relu(x))``.
+
+    Args:
+        pool: the max pool's own rule.
+    """
+
+    def __init__(self, pool):
+        super().__init__(pool.op)
+        self.pool = pool
+
+    def moments(self, inputs, ctx):
+        pooled = Forward.of(self.pool.moments(inputs, ctx))
+        out = relu_forward(pooled.state, ctx.save)
+        return Forward(out.state, {**pooled.saved, **out.saved}, pooled.power)
+
+    def clean(self, values, ctx):
+        return ops.relu(self.pool.clean(values, ctx))
+
+    def sample(self, values, ctx):
+        return ops.relu(self.pool.sample(values, ctx))
+
+    def adjoint(self, g, saved, ctx):
+        relu = relu_adjoint(g, saved, ctx)  # the slope first, then the pool's routing
+        pooled = Reverse.of(self.pool.adjoint(relu.cotangents[0], saved, ctx))
+        return pooled._replace(variance=_add(relu.variance, pooled.variance))
+
+
+def _add(a, b):
+    return b if a is None else a if b is None else a + b
 
 
 class BatchNormRule(MirrorRule):
@@ -361,7 +436,12 @@ class MaxPoolRule(MirrorRule):
         s = inputs[0]
         return Moments(
             *rules.max_pool_moments(
-                s.mean, s.var, self.op.pool_size, self.op.strides, self.op.padding, ctx.maxpool
+                s.mean,
+                s.var,
+                self.op.pool_size,
+                self.op.strides,
+                self.op.padding,
+                ctx.config.maxpool,
             )
         )
 
@@ -389,7 +469,9 @@ class GlobalMaxPoolRule(MirrorRule):
     def moments(self, inputs, ctx):
         check_channels_last(self.op)
         s = inputs[0]
-        return Moments(*rules.global_max_pool_moments(s.mean, s.var, self.op.keepdims, ctx.maxpool))
+        return Moments(
+            *rules.global_max_pool_moments(s.mean, s.var, self.op.keepdims, ctx.config.maxpool)
+        )
 
     def adjoint(self, g, saved, ctx):
         mean = saved["inputs"][0].mean

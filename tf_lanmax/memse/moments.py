@@ -21,10 +21,10 @@ import math
 import numpy as np
 from keras import ops
 
+from tf_lanmax.memse import windows
+
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-# Fill of padded max-pooling windows: never the max; its square stays finite in float32.
-_NEG_FILL = -1e15
 _TINY_VAR = 1e-30
 
 MAXPOOL_RULES = ("max_mean", "clark")
@@ -302,118 +302,13 @@ def add_moments(means, variances):
 # -- pooling ------------------------------------------------------------------------------
 
 
-def _pool_geometry(size, pool, stride, padding):
-    if padding == "same":
-        out = -(-size // stride)
-        total = max((out - 1) * stride + pool - size, 0)
-        return out, total // 2, total - total // 2
-    return (size - pool) // stride + 1, 0, 0
-
-
-def pool_windows(x, pool_size, strides, padding, fill=0.0, dilation=None):
-    """The elements of every pooling (or convolution) window, as a list of tensors.
-
-    Element k of the list holds, at each output position, the k-th entry of its window
-    (row-major over the window). Padded entries read `fill`.
-
-    Args:
-        x: ``(batch, *spatial, channels)``.
-        pool_size, strides: tuples, one entry per spatial axis.
-        padding: `"valid"` or `"same"` (TensorFlow's split: the extra pad goes after).
-        fill: value of padded entries. Defaults to `0.0`.
-        dilation: tuple per spatial axis (convolution windows), or `None` for 1.
-            Defaults to `None`.
-
-    Returns:
-        A list of ``prod(pool_size)`` tensors of shape ``(batch, *out_spatial, channels)``.
-    """
-    dilation = dilation or (1,) * len(pool_size)
-    spatial = tuple(x.shape[1:-1])
-    geometry = [
-        _pool_geometry(n, (k - 1) * d + 1, s, padding)
-        for n, k, s, d in zip(spatial, pool_size, strides, dilation, strict=True)
-    ]
-    if any(before or after for _, before, after in geometry):
-        pads = [[0, 0]] + [[b, a] for _, b, a in geometry] + [[0, 0]]
-        x = ops.pad(x, pads, constant_values=fill)
-    windows = []
-    for offsets in np.ndindex(*pool_size):
-        index = [slice(None)]
-        for (out, _, _), offset, stride, d in zip(
-            geometry, offsets, strides, dilation, strict=True
-        ):
-            index.append(slice(offset * d, offset * d + stride * (out - 1) + 1, stride))
-        index.append(slice(None))
-        windows.append(x[tuple(index)])
-    return windows
-
-
-def non_overlapping(spatial, pool_size, strides, padding):
-    """True when the windows tile the input without overlap or padding (the common 2x2/2)."""
-    if tuple(pool_size) != tuple(strides):
-        return False
-    if padding == "same":
-        return all(n % k == 0 for n, k in zip(spatial, pool_size, strict=True))
-    return True
-
-
-def spread(x, pool_size):
-    """Repeats every entry over its non-overlapping window: ``(N, *out, C)`` ->
-    ``(N, *out x pool_size, C)``."""
-    for axis, k in enumerate(pool_size, start=1):
-        if k > 1:
-            x = ops.repeat(x, k, axis=axis)
-    return x
-
-
-def to_blocks(x, pool_size):
-    """``(B, *spatial, C)`` -> ``(B, *out, C, prod(pool_size))`` for non-overlapping windows
-    (trailing rows that no window covers are dropped, as 'valid' pooling does)."""
-    rank = len(pool_size)
-    out = [n // k for n, k in zip(x.shape[1:-1], pool_size, strict=True)]
-    index = (slice(None),) + tuple(slice(0, o * k) for o, k in zip(out, pool_size)) + (slice(None),)
-    x = x[index]
-    shape = [-1]
-    for o, k in zip(out, pool_size, strict=True):
-        shape += [o, k]
-    x = ops.reshape(x, shape + [x.shape[-1]])
-    perm = (
-        [0] + [1 + 2 * i for i in range(rank)] + [1 + 2 * rank] + [2 + 2 * i for i in range(rank)]
-    )
-    x = ops.transpose(x, perm)
-    return ops.reshape(x, (-1,) + tuple(out) + (x.shape[1 + rank], int(np.prod(pool_size))))
-
-
-def from_blocks(x, pool_size, spatial):
-    """Inverse of `to_blocks`: ``(N, *out, C, prod(pool_size))`` -> ``(N, *spatial, C)``,
-    zeros where no window reads."""
-    rank = len(pool_size)
-    out = tuple(x.shape[1 : 1 + rank])
-    channels = x.shape[1 + rank]
-    x = ops.reshape(x, (-1,) + out + (channels,) + tuple(pool_size))
-    perm = [0]
-    for i in range(rank):
-        perm += [1 + i, 2 + rank + i]
-    perm += [1 + rank]
-    x = ops.transpose(x, perm)
-    x = ops.reshape(x, (-1,) + tuple(o * k for o, k in zip(out, pool_size)) + (channels,))
-    pads = [[0, 0]] + [[0, n - o * k] for n, o, k in zip(spatial, out, pool_size)] + [[0, 0]]
-    return ops.pad(x, pads) if any(p[1] for p in pads) else x
-
-
-def window_counts(spatial_shape, pool_size, strides, padding):
-    """Number of real (unpadded) entries in each pooling window: ``(1, *out_spatial, 1)``."""
-    ones = ops.ones((1,) + tuple(spatial_shape) + (1,))
-    return sum(pool_windows(ones, pool_size, strides, padding, fill=0.0))
-
-
 def average_pool_moments(mean, var, pool_size, strides, padding="valid"):
     """Average pooling: ``mu' = avg(mu)``, ``v' = sum_window v / n^2`` (independent entries).
 
     Neighbouring activations are correlated, so the diagonal rule under-estimates the variance.
     """
     out_mean = ops.average_pool(mean, pool_size, strides=strides, padding=padding)
-    counts = window_counts(mean.shape[1:-1], pool_size, strides, padding)
+    counts = windows.window_counts(mean.shape[1:-1], pool_size, strides, padding)
     out_var = ops.average_pool(var, pool_size, strides=strides, padding=padding) / counts
     return out_mean, out_var
 
@@ -463,19 +358,20 @@ def max_pool_moments(mean, var, pool_size, strides, padding="valid", rule="max_m
     Returns:
         `(mean, variance)`.
     """
-    if rule == "max_mean" and non_overlapping(mean.shape[1:-1], pool_size, strides, padding):
+    spatial = mean.shape[1:-1]
+    if rule == "max_mean" and windows.non_overlapping(spatial, pool_size, strides, padding):
         # Native pooling for the means; the winner's variance is the largest variance among
         # the entries equal to their window's max (float ties between entries are negligible).
         out_mean = ops.max_pool(mean, pool_size, strides, "valid")
-        spread_max = spread(out_mean, pool_size)
+        spread_max = windows.spread(out_mean, pool_size)
         covered = tuple(spread_max.shape[1:-1])
         index = (slice(None),) + tuple(slice(0, n) for n in covered) + (slice(None),)
         if covered != tuple(mean.shape[1:-1]):
             mean, var = mean[index], var[index]
         picked = ops.where(ops.equal(mean, spread_max), var, -1.0)
         return out_mean, ops.max_pool(picked, pool_size, strides, "valid")
-    means = pool_windows(mean, pool_size, strides, padding, fill=_NEG_FILL)
-    variances = pool_windows(var, pool_size, strides, padding, fill=0.0)
+    means = windows.pool_windows(mean, pool_size, strides, padding, fill=windows.NEG_FILL)
+    variances = windows.pool_windows(var, pool_size, strides, padding, fill=0.0)
     if rule == "clark":
         return _clark_reduce(means, variances)
     return _max_mean_select(means, variances)
