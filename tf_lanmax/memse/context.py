@@ -105,31 +105,3 @@ class Reverse(NamedTuple):
     def of(cls, result):
         """A rule's result as a `Reverse` (a bare list holds the cotangents only)."""
         return result if isinstance(result, Reverse) else cls(list(result))
-
-
-class SampledPassContext:
-    """`MemSE._context()`: a `PassConfig` with the sampled kernels set on it by the caller
-    (`monte_carlo` sets ``kernels`` before `Graph.run_values(x, ctx, "sample")`).
-
-    Reads as the `PassConfig` it wraps; ``kernels`` is {node key: kernels}.
-    """
-
-    def __init__(self, config, kernels=None):
-        self.config = config
-        self.kernels = {} if kernels is None else kernels
-
-    @property
-    def crossbar(self):
-        return self.config.crossbar
-
-    @property
-    def gmax(self):
-        return self.config.gmax
-
-    @property
-    def cov_mode(self):
-        return self.config.cov_mode
-
-    @property
-    def maxpool(self):
-        return self.config.maxpool

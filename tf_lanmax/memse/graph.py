@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tf_lanmax.memse.context import Forward, NodeContext, Reverse, SampledPassContext
+from tf_lanmax.memse.context import Forward, NodeContext, Reverse
 from tf_lanmax.memse.mirror_layers import Moments, relu_state
 from tf_lanmax.memse.moments import diagonal_covariance
 
@@ -198,7 +198,7 @@ class Graph:
 
         Args:
             x: a batch of inputs (``D x B`` tiled examples when sampled).
-            config: the `PassConfig` (or `MemSE._context()`, its kernels then used).
+            config: the `PassConfig`.
             mode: `"clean"` or `"sample"`.
             record: optional dict filled with every node's output.
             kernels: {node key: sampled kernels} of the mapped layers (`"sample"`).
@@ -206,9 +206,6 @@ class Graph:
         Returns:
             The output tensor.
         """
-        if isinstance(config, SampledPassContext):
-            kernels = config.kernels if kernels is None else kernels
-            config = config.config
         kernels = {} if kernels is None else kernels
         env = {self.input_key: ops.convert_to_tensor(x)}
         for node in self.nodes:

@@ -9,7 +9,7 @@ from keras import ops
 
 from tf_lanmax._validation import check_bool, check_int, check_one_of
 from tf_lanmax.memse import moments as rules
-from tf_lanmax.memse.context import PassConfig, SampledPassContext
+from tf_lanmax.memse.context import PassConfig
 from tf_lanmax.memse.crossbar import Crossbar
 from tf_lanmax.memse.device_mapping import as_crossbar
 from tf_lanmax.memse.graph import _Handle
@@ -195,10 +195,6 @@ class MemSE(keras.layers.Layer):
         if gmax is not None:
             values.update(gmax)
         return PassConfig(self.crossbar, values, self.cov_mode, self.maxpool)
-
-    def _context(self):
-        """The pass configuration with settable sampled kernels (`monte_carlo`)."""
-        return SampledPassContext(self.pass_config())
 
     # -- evaluations ------------------------------------------------------------------------
 

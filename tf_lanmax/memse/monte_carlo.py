@@ -40,13 +40,12 @@ def _sampled_pass(mirror, compiled, cache):
     {node key: ``(D, ...)``}. With a `StepCache` as `cache` (else None), the compiled pass is
     kept for the next call on this mirror."""
     variables = list(mirror.model.variables)
-    graph, ctx = mirror.graph, mirror._context()
+    graph, config = mirror.graph, mirror.pass_config()
 
     def run(values, kernels, x):
         # Stateless: jax.jit would otherwise bake the weights in as constants.
         with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
-            ctx.kernels = kernels
-            return graph.run_values(x, ctx, "sample")
+            return graph.run_values(x, config, "sample", kernels=kernels)
 
     if not compiled:
         return variables, run
@@ -59,17 +58,17 @@ def _sampled_pass(mirror, compiled, cache):
     )
 
 
-def _per_example_kernels(mirror, ctx, draws, examples, seed):
+def _per_example_kernels(mirror, config, draws, examples, seed):
     """{node key: kernels} giving each of the ``draws x examples`` tiled examples its own
     noise: Flipout sign flips where the layer's noise allows (`LinearRule.flipout_ready`),
     else one independent kernel per example (the sampled pass then runs batches of one)."""
     kernels = {}
     for node in mirror.graph.mapped_nodes:
         rule = node.rule
-        if rule.flipout_ready(ctx):
-            kernels[node.key] = rule.flipout_draws(ctx, draws, examples, seed)
+        if rule.flipout_ready(config):
+            kernels[node.key] = rule.flipout_draws(config, draws, examples, seed)
         else:
-            kernels[node.key] = rule.sample_kernels(ctx, draws * examples, seed)
+            kernels[node.key] = rule.sample_kernels(config, draws * examples, seed)
     return kernels
 
 
@@ -229,7 +228,7 @@ def monte_carlo(
     batch_draws = check_int("batch_draws", batch_draws, low=1)
 
     generator = keras.random.SeedGenerator(seed)
-    ctx = mirror._context()
+    config = mirror.pass_config()
     cache = COMPILED_STEPS if mirror is model else None  # a fresh mirror is never seen again
     variables, run = _sampled_pass(mirror, bool(compiled), cache=cache)
     per_draw, agreements, sum_y, sum_y2, done = [], [], 0.0, 0.0, 0
@@ -240,14 +239,14 @@ def monte_carlo(
         d, width = chunk.count, chunk.width
         if not per_example:
             kernels = {
-                node.key: chunk.pad(node.rule.sample_kernels(ctx, d, generator))
+                node.key: chunk.pad(node.rule.sample_kernels(config, d, generator))
                 for node in mirror.graph.mapped_nodes
             }
         values = [v.value for v in variables]
         errors, outputs, agree = [], [], 0.0
         for xb, zb in zip(batches, clean, strict=True):
             if per_example:
-                kernels = _per_example_kernels(mirror, ctx, width, len(xb), generator)
+                kernels = _per_example_kernels(mirror, config, width, len(xb), generator)
             tiled = ops.reshape(
                 ops.broadcast_to(ops.expand_dims(xb, 0), (width,) + xb.shape),
                 (-1,) + xb.shape[1:],
