@@ -10,6 +10,7 @@ from scipy import stats
 
 import tf_lanmax as tl
 from tf_lanmax.faults import BitFlip
+from tf_lanmax.faults.byte_draws import byte_pattern_thresholds, draw_error_bytes
 from tf_lanmax.formats.float8 import Float8Word
 from tf_lanmax.formats.stored import StoredWord
 from tf_lanmax.layers.injection import FaultInjection
@@ -98,6 +99,48 @@ def test_narrow_words_round_trip_and_name_their_fields(dtype, fields):
         ops.convert_to_numpy(ops.cast(word.from_codes(codes), "float32")),
         ops.convert_to_numpy(ops.cast(values, "float32")),
     )
+
+
+# -- transient faults drawn one byte at a time --------------------------------------------------
+
+
+def _interval_holds(k, n, p):
+    low, high = stats.binom.interval(0.999, n, p)
+    return low <= k <= high
+
+
+def test_byte_draws_fault_each_bit_independently_at_its_own_rate():
+    rates = np.linspace(0.02, 0.3, 16).astype("float32")  # one rate per bit of 16-bit words
+    n = 20000
+    errors = ops.convert_to_numpy(draw_error_bytes((n,), 16, ops.convert_to_tensor(rates), 4))
+    bits = _bit_matrix(errors, 16)
+    for k in range(16):  # each bit at its rate, and the count rejects twice the rate
+        assert _interval_holds(bits[:, k].sum(), n, rates[k]), k
+        assert not _interval_holds(bits[:, k].sum(), n, 2 * rates[k]), k
+    for a, b in [(0, 1), (6, 7), (7, 8), (0, 15)]:  # pairs inside a byte and across bytes
+        both = int((bits[:, a] & bits[:, b]).sum())
+        assert _interval_holds(both, n, rates[a] * rates[b]), (a, b)
+    # The whole 8-bit pattern: its number of faulty bits is Binomial(8, p), and not (8, 2p).
+    int8_errors = draw_error_bytes((n,), 8, 0.1, seed=5, dtype="int8")
+    counts = _bit_matrix(ops.convert_to_numpy(int8_errors), 8).sum(axis=1)
+    observed = np.bincount(counts, minlength=9)[:5]
+    for p, accepted in [(0.1, True), (0.2, False)]:
+        expected = stats.binom.pmf(np.arange(5), 8, p)
+        expected = np.append(expected, 1 - expected.sum()) * n
+        _, pvalue = stats.chisquare(np.append(observed, n - observed.sum()), expected)
+        assert (pvalue > 1e-3) == accepted, (p, pvalue)
+
+
+def test_byte_draws_resolve_tiny_rates_and_refuse_partial_bytes():
+    thresholds = ops.convert_to_numpy(byte_pattern_thresholds(np.full(8, 1e-6, "float32")))
+    # The eight single-bit patterns come first, each 1e-6 of the 2**31 - 1 draws (2147.48,
+    # rounded cumulatively); the 247 rarer ones (2.8e-11 in all) round to no draw.
+    assert thresholds[0] in (2147, 2148) and set(np.diff(thresholds[:8])) <= {2147, 2148}
+    assert thresholds[7] == round(8e-6 * (2**31 - 1)) and (thresholds[8:] == thresholds[7]).all()
+    with pytest.raises(ValueError, match="`bits` must be a positive multiple of 8"):
+        draw_error_bytes((3,), 4, 0.1, seed=0)
+    with pytest.raises(ValueError, match="`dtype` must be 'int32', or 'int8' for 8-bit"):
+        draw_error_bytes((3,), 16, 0.1, seed=0, dtype="int8")
 
 
 # -- the flipped-bit fraction per field, per covered layer type and format ----------------------

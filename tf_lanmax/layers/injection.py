@@ -314,10 +314,14 @@ class FaultInjection(keras.layers.Wrapper):
     def _read(self, word, value):
         if self.fault_model.name == "none":
             return value
-        seed = self.chip_seed if self.fault_persistence == "persistent" else self.seed_generator
         rate = self._bit_rates(word, ops.cast(self.fault_rate, "float32"))
-        codes, keep = self.fault_model(word.to_codes(value), word.bits, rate, seed)
-        values = word.from_codes(codes)
+        if self.fault_persistence == "persistent":  # the chip's fixed per-bit map
+            codes, keep = self.fault_model(word.to_codes(value), word.bits, rate, self.chip_seed)
+        else:
+            # Stored int8 bytes go to the fault model as they are (`FaultModel.fresh`).
+            codes = value if word.dtype == "int8" else word.to_codes(value)
+            codes, keep = self.fault_model.fresh(codes, word.bits, rate, self.seed_generator)
+        values = codes if str(codes.dtype) == word.dtype else word.from_codes(codes)
         return values if keep is None else values * ops.cast(keep, values.dtype)
 
     def call(self, *args, training=None, **kwargs):
