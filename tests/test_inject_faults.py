@@ -410,6 +410,28 @@ def test_a_tiny_transformer_fits_with_lanmax_reports_and_round_trips(tmp_path):
         assert float(loaded.get_layer(name).fault_rate.value) == pytest.approx(p, rel=1e-6)
 
 
+@pytest.mark.parametrize("seed", [0, None])
+def test_a_chip_and_the_draw_position_survive_a_keras_round_trip(tmp_path, seed):
+    model = _quantized_model("int8")
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    path = str(tmp_path / "chip.keras")
+    chip = tl.inject_faults(model, fault_rate=0.05, seed=seed, fault_persistence="persistent")
+    tl.layers.set_chip(chip, 3)
+    on_chip_3 = chip.predict(x, verbose=0)
+    chip.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert [layer.chip for layer in tl.faulty_layers(loaded)] == [3, 3]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), on_chip_3)  # the same map
+    tl.layers.set_chip(loaded, 4)
+    assert not np.array_equal(loaded.predict(x, verbose=0), on_chip_3)  # another chip's map
+    # Transient faults: the reloaded model draws what the saved one draws next.
+    transient = tl.inject_faults(model, fault_rate=0.05, seed=seed)
+    transient.predict(x, verbose=0)
+    transient.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), transient.predict(x, verbose=0))
+
+
 def test_draws_with_non_finite_outputs_are_counted():
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((8,)), _L.Dense(3, activation="softmax", name="d")])

@@ -381,6 +381,28 @@ class FaultInjection(keras.layers.Wrapper):
         self._check_stored()
         self.built = True
 
+    def _own_variables(self):
+        # The fault-draw position and the chip (its map key and index) are saved with p, as
+        # the faulty layers save them: Keras saves no seed generator state, and a layer made
+        # with seed=None draws its map key at random, so a reloaded model would read another
+        # chip's faults and restart (or, unseeded, re-randomise) its transient draws.
+        return [self.fault_rate, self.seed_generator.state, self.chip_seed.state]
+
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self._own_variables()):
+            store[str(i)] = variable
+
+    def load_own_variables(self, store):
+        own = self._own_variables()
+        # Files written before the draw state and chip were saved hold p only.
+        if len(store.keys()) not in (1, len(own)):
+            raise ValueError(
+                f"Layer '{self.name}' expected {len(own)} variables "
+                f"{[v.path for v in own]} but the file holds {len(store.keys())}."
+            )
+        for i, variable in enumerate(own[: len(store.keys())]):
+            variable.assign(store[str(i)])
+
     def get_config(self):
         return {
             **super().get_config(),
