@@ -133,10 +133,12 @@ def test_byte_draws_fault_each_bit_independently_at_its_own_rate():
 
 def test_byte_draws_resolve_tiny_rates_and_refuse_partial_bytes():
     thresholds = ops.convert_to_numpy(byte_pattern_thresholds(np.full(8, 1e-6, "float32")))
-    # The eight single-bit patterns come first, each 1e-6 of the 2**31 - 1 draws (2147.48,
-    # rounded cumulatively); the 247 rarer ones (2.8e-11 in all) round to no draw.
-    assert thresholds[0] in (2147, 2148) and set(np.diff(thresholds[:8])) <= {2147, 2148}
-    assert thresholds[7] == round(8e-6 * (2**31 - 1)) and (thresholds[8:] == thresholds[7]).all()
+    # Draws in [0, 2**31 - 1) per pattern, the patterns in signed-byte order (bits i ^ 128).
+    draws = np.diff(np.concatenate([[0], thresholds.astype(np.int64), [2**31 - 1]]))
+    single = draws[(1 << np.arange(8)) ^ 128]
+    assert set(single) <= {2147, 2148}  # 1e-6 of the range (2147.48), each rounded
+    faulty = draws.sum() - draws[128]  # every pattern but the fault-free byte
+    assert abs(faulty - 8e-6 * (2**31 - 1)) <= 2 and single.sum() == faulty
     with pytest.raises(ValueError, match="`bits` must be a positive multiple of 8"):
         draw_error_bytes((3,), 4, 0.1, seed=0)
     with pytest.raises(ValueError, match="`dtype` must be 'int32', or 'int8' for 8-bit"):

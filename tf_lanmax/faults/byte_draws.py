@@ -7,10 +7,13 @@ for the same uniforms); transient faults, fresh at every read, only need the rig
 distribution. A byte's 8-bit error pattern e (bit b faulty with probability p_b, independently)
 has probability ``prod_b p_b**e_b (1 - p_b)**(1 - e_b)``, so one integer r uniform on
 ``[0, 2**31 - 1)`` picks it by inverse CDF over the 256 patterns (`keras.ops.searchsorted`).
-The 255 non-zero patterns come first, fewest faulty bits first, so each threshold is a sum of
-small probabilities kept to float32 relative precision, and the fault-free pattern takes the
-rest of the range: every pattern's probability is resolved to one part in ``2**31 - 1``
-(about 4.7e-10; relative 1e-4 for a single-bit pattern at p = exp(-12.8)).
+The patterns are ordered as the signed bytes -128 ... 127, so the position found is the
+pattern itself (the int8 byte ``i - 128``, the bits ``i ^ 128``) with no table look-up, and the
+fault-free byte 0 sits in the middle: the thresholds below it are sums of the probabilities
+of the patterns with bit 7 faulty, those above it the range minus sums of the patterns after
+them, all small numbers kept to float32 relative precision. Each threshold is rounded to an
+integer, so every pattern's probability is resolved to about one part in ``2**31 - 1`` (4.7e-10;
+relative 2e-4 for a single-bit pattern at p = exp(-12.8)).
 
 Reference: L. Devroye, Non-Uniform Random Variate Generation, Springer 1986, ch. III.2
 (inversion by sequential/binary search).
@@ -24,13 +27,9 @@ from tf_lanmax._seeds import draw_seed
 
 #: The range of the random integer that picks a byte's pattern: ``[0, _RANGE)``.
 _RANGE = 2**31 - 1
-#: The 256 byte patterns in inverse-CDF order: the non-zero ones by number of faulty bits,
-#: then by value; the fault-free pattern 0 last.
-_ORDER = np.array(sorted(range(1, 256), key=lambda e: (bin(e).count("1"), e)) + [0], dtype=np.int32)
-#: The same patterns as the `int8` bytes of those bits (pattern 128 is -128).
-_ORDER_INT8 = _ORDER.astype(np.uint8).view(np.int8)
-#: (256, 8) 0/1 bits of each pattern in `_ORDER`, bit b in column b.
-_PLANES = ((_ORDER[:, None] >> np.arange(8)) & 1).astype(bool)
+#: (256, 8) bits of the byte patterns in inverse-CDF order, the signed bytes -128 ... 127:
+#: row i holds the bits of ``i ^ 128``, bit b in column b.
+_PLANES = (((np.arange(256)[:, None] ^ 128) >> np.arange(8)) & 1).astype(bool)
 
 
 def byte_pattern_thresholds(rates):
@@ -41,12 +40,22 @@ def byte_pattern_thresholds(rates):
 
     Returns:
         `(255,)` non-decreasing `int32` tensor: a draw r in ``[0, 2**31 - 1)`` reads the
-        pattern ``_ORDER[searchsorted(thresholds, r, side="right")]``.
+        pattern at ``i = searchsorted(thresholds, r, side="right")``: the int8 byte
+        ``i - 128``, whose bits are ``i ^ 128``.
     """
     rates = ops.cast(rates, "float32")
     probabilities = ops.prod(ops.where(_PLANES, rates, 1.0 - rates), axis=1)
-    cumulative = ops.cumsum(probabilities[:-1])
-    return ops.cast(ops.round(ops.clip(cumulative, 0.0, 1.0) * float(_RANGE)), "int32")
+    below = ops.cumsum(probabilities[:128])  # through the patterns -128 ... j < 0
+    above = ops.flip(ops.cumsum(ops.flip(probabilities[129:])))  # the patterns j ... 127, j > 0
+    # Through pattern j >= 0: the range less the patterns j + 1 ... 127, in integers (float32
+    # cannot hold 2**31 - 1 - x exactly).
+    return ops.concatenate([_units(below), _RANGE - _units(above)])
+
+
+def _units(probabilities):
+    """Probabilities in units of ``1 / (2**31 - 1)``, rounded, as `int32`."""
+    scaled = ops.round(ops.cast(probabilities, "float32") * float(_RANGE))
+    return ops.cast(ops.clip(scaled, 0.0, float(2**31 - 128)), "int32")  # float32 below 2**31
 
 
 def draw_error_bytes(shape, bits, rate, seed, dtype="int32"):
@@ -88,11 +97,13 @@ def draw_error_bytes(shape, bits, rate, seed, dtype="int32"):
     draws = krandom.randint((nbytes, count), 0, _RANGE, dtype="int32", seed=draw_seed(seed))
     per_bit = len(rate.shape) > 0
     shared = None if per_bit else byte_pattern_thresholds(ops.full((8,), rate))
-    order = ops.convert_to_tensor(_ORDER_INT8 if dtype == "int8" else _ORDER)
     errors = None
     for k in range(nbytes):
         thresholds = byte_pattern_thresholds(rate[8 * k : 8 * k + 8]) if per_bit else shared
-        pattern = ops.take(order, ops.searchsorted(thresholds, draws[k], side="right"))
+        position = ops.searchsorted(thresholds, draws[k], side="right")
+        if dtype == "int8":
+            return ops.reshape(ops.cast(position - 128, "int8"), shape)
+        pattern = ops.bitwise_xor(position, 128)
         pattern = ops.left_shift(pattern, 8 * k) if k else pattern
         errors = pattern if errors is None else ops.bitwise_or(errors, pattern)
     return ops.reshape(errors, shape)
