@@ -442,9 +442,11 @@ def test_draws_with_non_finite_outputs_are_counted():
     for rate in (0.3, 1e-9):
         faulty = tl.inject_faults(model, fault_rate=rate, seed=0)
         faulty.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
-        result = tl.evaluate_under_faults(faulty, (x, y), draws=4, seed=0, verbose=0)
+        result = tl.evaluate_under_faults(faulty, (x, y), draws=12, seed=0, verbose=0)
         non_finite = sum(not np.isfinite(loss) for loss in result.per_draw_loss)
-        assert (non_finite > 0) == (rate == 0.3)  # a third of the exponent bits flipped
+        # A third of the exponent bits flipped: about 4 draws in 10 overflow (measured on JAX),
+        # so 12 draws all finite would happen about once in 500 seeds.
+        assert (non_finite > 0) == (rate == 0.3)
         assert result.non_finite_draws == non_finite
         assert result.to_dict()["non_finite_draws"] == non_finite
         assert ("non-finite" in str(result)) == bool(non_finite)
