@@ -28,6 +28,7 @@ CORE_MODULES = (
     "test_evaluation",
     "test_faults",
     "test_formats",
+    "test_inject_faults",
     "test_lanmax",
     "test_lanmax_estimator",
     "test_lanmax_torch",

@@ -5,6 +5,7 @@ from keras import random as krandom
 
 from tf_lanmax._config import ConfigValue
 from tf_lanmax._seeds import draw_seed
+from tf_lanmax.faults.byte_draws import draw_error_bytes
 
 
 def bit_planes(codes, bits):
@@ -127,6 +128,23 @@ class FaultModel(ConfigValue):
         codes = ops.cast(codes, "int32")
         errors, polarity = draw_fault_pattern(codes.shape, bits, rate, seed, self.polarity_fraction)
         return self.apply_pattern(codes, errors, polarity, bits)
+
+    def fresh(self, codes, bits, rate, seed):
+        """As `__call__` for transient faults: the same distribution, drawn one random integer
+        per stored byte (`draw_error_bytes`) instead of two uniforms per bit. `int8` codes of
+        8 bits (a quantized layer's stored bytes as they are) stay `int8` for the bit-wise
+        models, with no widening to `int32` and back. Models with a polarity plane, and codes
+        of a width that is not whole bytes, draw as `__call__`.
+
+        Example:
+        >>> codes, _ = BitFlip().fresh(keras.ops.convert_to_tensor([0, 3]), 8, 0.5, seed=0)
+        """
+        if self.polarity_fraction is not None or bits % 8:
+            return self(codes, bits, rate, seed)
+        if bits == 8 and self.bitwise and str(codes.dtype) == "int8":
+            return self.apply(codes, draw_error_bytes(codes.shape, 8, rate, seed, "int8"), 8)
+        codes = ops.cast(codes, "int32")
+        return self.apply(codes, draw_error_bytes(codes.shape, bits, rate, seed), bits)
 
     def corrupt(self, weight_format, weights, rate, seed):
         """Float weights -> the faulty stored weights read back (no gradient path)."""

@@ -314,10 +314,14 @@ class FaultInjection(keras.layers.Wrapper):
     def _read(self, word, value):
         if self.fault_model.name == "none":
             return value
-        seed = self.chip_seed if self.fault_persistence == "persistent" else self.seed_generator
         rate = self._bit_rates(word, ops.cast(self.fault_rate, "float32"))
-        codes, keep = self.fault_model(word.to_codes(value), word.bits, rate, seed)
-        values = word.from_codes(codes)
+        if self.fault_persistence == "persistent":  # the chip's fixed per-bit map
+            codes, keep = self.fault_model(word.to_codes(value), word.bits, rate, self.chip_seed)
+        else:
+            # Stored int8 bytes go to the fault model as they are (`FaultModel.fresh`).
+            codes = value if word.dtype == "int8" else word.to_codes(value)
+            codes, keep = self.fault_model.fresh(codes, word.bits, rate, self.seed_generator)
+        values = codes if str(codes.dtype) == word.dtype else word.from_codes(codes)
         return values if keep is None else values * ops.cast(keep, values.dtype)
 
     def call(self, *args, training=None, **kwargs):
@@ -376,6 +380,28 @@ class FaultInjection(keras.layers.Wrapper):
             self.layer.build_from_config(config["layer"])
         self._check_stored()
         self.built = True
+
+    def _own_variables(self):
+        # The fault-draw position and the chip (its map key and index) are saved with p, as
+        # the faulty layers save them: Keras saves no seed generator state, and a layer made
+        # with seed=None draws its map key at random, so a reloaded model would read another
+        # chip's faults and restart (or, unseeded, re-randomise) its transient draws.
+        return [self.fault_rate, self.seed_generator.state, self.chip_seed.state]
+
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self._own_variables()):
+            store[str(i)] = variable
+
+    def load_own_variables(self, store):
+        own = self._own_variables()
+        # Files written before the draw state and chip were saved hold p only.
+        if len(store.keys()) not in (1, len(own)):
+            raise ValueError(
+                f"Layer '{self.name}' expected {len(own)} variables "
+                f"{[v.path for v in own]} but the file holds {len(store.keys())}."
+            )
+        for i, variable in enumerate(own[: len(store.keys())]):
+            variable.assign(store[str(i)])
 
     def get_config(self):
         return {
