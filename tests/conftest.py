@@ -42,16 +42,6 @@ CORE_MODULES = (
     "test_seeds",
 )
 
-#: Core modules whose torch run has not been checked yet (issue #20): skipped on torch, with
-#: this reason, until a run shows them green there.
-NOT_YET_ON_TORCH = (
-    "test_lanmax",
-    "test_memse",
-    "test_memse_crossbar",
-    "test_memse_moments",
-    "test_sam_rules",
-)
-
 
 def pytest_addoption(parser):
     parser.addoption(
@@ -64,13 +54,10 @@ def pytest_collection_modifyitems(config, items):
     backend = os.environ["KERAS_BACKEND"]
     skip_backend = pytest.mark.skip(reason=f"TensorFlow-only; the backend is {backend}")
     skip_slow = pytest.mark.skip(reason="slow: enable with --run-slow")
-    skip_torch = pytest.mark.skip(reason="not yet checked on torch (NOT_YET_ON_TORCH)")
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
         if module in CORE_MODULES:
             item.add_marker(pytest.mark.core)
-        if module in NOT_YET_ON_TORCH and backend == "torch":
-            item.add_marker(skip_torch)
         if "tensorflow_only" in item.keywords and backend != "tensorflow":
             item.add_marker(skip_backend)
         if "slow" in item.keywords and not config.getoption("--run-slow"):

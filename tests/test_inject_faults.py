@@ -301,6 +301,21 @@ def test_faults_act_on_the_stored_codes_of_a_keras_quantized_model(mode):
     np.testing.assert_allclose(got, expected, atol=0.03 * np.abs(expected).max())
 
 
+def test_a_keras_int8_model_with_faults_trains_and_leaves_its_reliable_scales_alone():
+    # The scales are read, not updated, by the call: writing them back (torch assigns in place)
+    # broke the backward pass of the forward that used them.
+    model = tl.inject_faults(_quantized_model("int8"), fault_rate=1e-2, seed=0)
+    model.compile("adam", "mse", jit_compile=False)
+    scales = [v for v in model.non_trainable_variables if v.path.endswith("kernel_scale")]
+    before = [ops.convert_to_numpy(v.value).copy() for v in scales]
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 6)).astype("float32"), rng.normal(size=(8, 3)).astype("float32")
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert len(scales) == 2 and np.isfinite(history.history["loss"][0])
+    for b, v in zip(before, scales, strict=True):
+        np.testing.assert_array_equal(b, ops.convert_to_numpy(v.value))
+
+
 def test_every_e4m3fn_code_decodes_and_encodes_as_ml_dtypes_does():
     codes = np.arange(256)
     reference = codes.astype(np.uint8).view(ml_dtypes.float8_e4m3fn).astype(np.float32)

@@ -34,6 +34,12 @@ def _grad(x, y, v):  # d/dv mean((xv - y)^2), in float64
 
 
 def _cnn(seed=0, faulty=False, dropout=True):
+    """A small faulty conv net built from `seed`.
+
+    On torch the unseeded Dropout draws from the process's global generator (Keras' fast path),
+    which every model shares: tests comparing two models run each model's steps in turn, each
+    after building it from the seed, rather than interleaving them.
+    """
     keras.utils.set_random_seed(seed)
     dense = (
         tl.FaultyDense(3, fault_rate=0.3, seed=7, weight_format="fixed_point")
@@ -161,11 +167,12 @@ def test_rwp_with_rho_zero_is_exactly_the_plain_step_batchnorm_and_loss_included
     x, y = _batch()
     plain = _cnn(faulty=faulty)
     plain.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    for _ in range(2):  # each model's steps in turn: see _cnn on torch's Dropout
+        plain_loss = plain.train_on_batch(x, y)
     rwp = tl.SharpnessAwareModel(_cnn(faulty=faulty), rule="rwp", seed=0)
     rwp.rho = 0.0  # the constructor refuses rho <= 0; the step itself must reduce to plain
     rwp.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
     for _ in range(2):
-        plain_loss = plain.train_on_batch(x, y)
         logs = rwp.train_on_batch(x, y, return_dict=True)
     assert logs["loss"] == pytest.approx(plain_loss, rel=1e-6)
     assert logs["batch_loss"] == pytest.approx(plain_loss, rel=1e-6)
@@ -293,13 +300,14 @@ def test_lookbehind_with_one_step_is_exactly_the_plain_rule(rule, alpha):
     x, y = _batch()
     ref = tl.SharpnessAwareModel(_cnn(faulty=True), rule=rule)
     ref.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    for _ in range(2):  # each model's steps in turn: see _cnn on torch's Dropout
+        ref.train_on_batch(x, y)
     one = tl.SharpnessAwareModel(
         _cnn(faulty=True), rule=rule, lookbehind_steps=1, lookbehind_alpha=alpha
     )
     one.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
     assert one.lookbehind_alpha == (alpha or 1.0)
     for _ in range(2):
-        ref.train_on_batch(x, y)
         one.train_on_batch(x, y)
     for a, b in zip(ref.inner.get_weights(), one.inner.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -310,13 +318,14 @@ def test_lookbehind_with_rho_zero_and_k_alpha_one_is_the_plain_sgd_step(k, alpha
     x, y = _batch()
     plain = _cnn()
     plain.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+    for _ in range(2):  # each model's steps in turn: see _cnn on torch's Dropout
+        plain.train_on_batch(x, y)
     lookbehind = tl.SharpnessAwareModel(
         _cnn(), rule="sam", lookbehind_steps=k, lookbehind_alpha=alpha
     )
     lookbehind.rho = 0.0
     lookbehind.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
     for _ in range(2):
-        plain.train_on_batch(x, y)
         lookbehind.train_on_batch(x, y)
     for a, b in zip(plain.get_weights(), lookbehind.inner.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -443,10 +452,10 @@ def test_sam_step_on_an_embedding_with_repeated_ids_uses_the_dense_gradient():
     sam = tl.SharpnessAwareModel(_embedding_model(), rule="sam", rho=0.2)
     sam.compile(keras.optimizers.SGD(1.0), "mse")
     ref = _embedding_model()
-    w = [np.asarray(v, np.float64) for v in ref.trainable_variables]
+    w = [ops.convert_to_numpy(v).astype(np.float64) for v in ref.trainable_variables]
 
     def loss():
-        return ops.mean((ref(IDS) - y) ** 2)
+        return ops.mean((ref(IDS) - ops.convert_to_tensor(y)) ** 2)
 
     g = [np.asarray(a, np.float64) for a in variable_gradients(loss, ref.trainable_variables)]
     norm = math.sqrt(sum(float(np.sum(a**2)) for a in g))
@@ -455,7 +464,7 @@ def test_sam_step_on_an_embedding_with_repeated_ids_uses_the_dense_gradient():
     g2 = variable_gradients(loss, ref.trainable_variables)
     sam.train_on_batch(IDS, y)
     for v, wi, gi in zip(sam.inner.trainable_variables, w, g2, strict=True):
-        np.testing.assert_allclose(np.asarray(v), wi - gi, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(ops.convert_to_numpy(v), wi - gi, rtol=1e-4, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from keras import ops
 
 import tf_lanmax as tl
-from tf_lanmax._seeds import derived_seed, next_seed, seed_value
+from tf_lanmax._seeds import derived_seed, draw_seed, next_seed, seed_value, uniform
 
 Z_999 = 3.2905  # two-sided 99.9 % normal quantile
 READS = 16
@@ -87,6 +87,23 @@ def test_a_seed_tensor_gives_the_same_draw_as_the_generator_state_it_came_from()
     u2 = keras.random.uniform((5,), seed=seed_value(state))
     np.testing.assert_array_equal(ops.convert_to_numpy(u1), ops.convert_to_numpy(u2))
     assert list(ops.convert_to_numpy(generator.state.value)) == [3, 1]  # advanced once
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**31 - 1])
+def test_uniform_draws_what_keras_uniform_draws_bit_for_bit(seed):
+    # On torch `uniform` seeds its own generator as Keras does and skips Keras' [0, 1) map.
+    dtype = keras.random.SeedGenerator(0).state.dtype  # JAX keys are uint32
+
+    def pair(s, n):
+        return ops.convert_to_tensor([s, n], dtype)
+
+    for make in (keras.random.SeedGenerator, lambda s: pair(s, 5)):
+        ours = uniform((2, 300, 3), make(seed))
+        keras_draw = keras.random.uniform((2, 300, 3), seed=draw_seed(make(seed)))
+        assert ours.dtype == keras_draw.dtype
+        np.testing.assert_array_equal(ops.convert_to_numpy(ours), ops.convert_to_numpy(keras_draw))
+    next_draw = uniform((2, 300, 3), pair(seed, 6))  # the comparison can fail
+    assert not np.array_equal(ops.convert_to_numpy(ours), ops.convert_to_numpy(next_draw))
 
 
 def test_models_give_each_faulty_layer_a_hashed_seed():

@@ -91,6 +91,27 @@ def draw_seed(seed):
     return seed_value(seed)
 
 
+def uniform(shape, seed):
+    """Uniform draws in [0, 1) of `shape` and Keras' float type from any `seed` argument of
+    `draw_seed`: ``keras.random.uniform(shape, seed=draw_seed(seed))``, bit for bit.
+
+    On torch a seed tensor is drawn without the map onto [minval, maxval) that Keras applies
+    to every draw (``1 * u + 0``: a multiply and an add over the whole tensor, which cost a fault
+    draw more than torch's generator itself); `tf_lanmax._seeds_torch.uniform`.
+
+    Example:
+    >>> u = uniform((2, 3), keras.random.SeedGenerator(0))
+    >>> tuple(u.shape), bool(ops.all((u >= 0) & (u < 1)))
+    ((2, 3), True)
+    """
+    seed = draw_seed(seed)
+    if keras.backend.backend() == "torch" and isinstance(seed, _SeedValue):
+        from tf_lanmax._seeds_torch import uniform as uniform_for_backend
+
+        return uniform_for_backend(shape, seed.next(), keras.config.floatx())
+    return keras.random.uniform(shape, seed=seed)
+
+
 def derived_seed(seed, *path):
     """An int seed in [0, 2**31) for the part `path` of something seeded `seed` (a hash).
 

@@ -1,4 +1,5 @@
-"""The torch half of `tf_lanmax._seeds.mix`: a seed pair hashed in tensor ops."""
+"""The torch halves of `tf_lanmax._seeds`: a seed pair hashed in tensor ops (`mix`), and
+uniform draws from a seed pair without Keras' affine map (`uniform`)."""
 
 import torch
 
@@ -31,3 +32,28 @@ def mix(state):
     h = (z ^ _shift_right(z, 32)) & _MASK32
     h = ((h ^ 0x80000000) - 0x80000000).to(state.dtype)  # reinterpret as int32 bits
     return torch.stack([h, torch.zeros_like(h)])
+
+
+def uniform(shape, state, dtype):
+    """`keras.random.uniform(shape, seed=...)` of a seed tensor `state` on torch, bit for bit.
+
+    Keras seeds a fresh `torch.Generator` on the device of its tensors with the sum of the pair
+    (mod 2**32) and draws `torch.rand`; then it maps the draws onto [minval, maxval) with
+    ``(maxval - minval) * u + minval``, which for [0, 1) is the identity at the price of two
+    passes over the draws. This draws the same numbers without them.
+
+    Args:
+        shape: the shape of the draws.
+        state: a seed tensor of shape (2,) on the device Keras draws on (`seed_value` converts
+            it there).
+        dtype: the float type's name (Keras' floatx).
+
+    Returns:
+        A tensor of `shape` and `dtype` on the device of `state`.
+    """
+    dtype = getattr(torch, dtype)
+    if state.device.type == "meta":  # a symbolic pass: shapes only, as Keras draws there
+        return torch.rand(shape, dtype=dtype, device=state.device)
+    generator = torch.Generator(device=state.device)
+    generator.manual_seed(int(state[0] + state[1]) & _MASK32)
+    return torch.rand(shape, generator=generator, dtype=dtype, device=state.device)

@@ -1,10 +1,9 @@
 """Base class of fault models: what an unreliable memory does to stored bits at rate p."""
 
 from keras import ops
-from keras import random as krandom
 
 from tf_lanmax._config import ConfigValue
-from tf_lanmax._seeds import draw_seed
+from tf_lanmax._seeds import uniform
 from tf_lanmax.faults.byte_draws import draw_error_bytes
 
 
@@ -57,9 +56,9 @@ def draw_fault_pattern(shape, bits, rate, seed, polarity_fraction=None):
         faulty, bit k of `polarity` when that cell reads 1 (None without `polarity_fraction`).
     """
     stages = 2 if polarity_fraction is None else 3
-    # `draw_seed`: a generator's (stream, counter) state is hashed where the backend would
-    # otherwise collapse it (torch), so no two layers or reads share a fault pattern.
-    u = krandom.uniform((stages, *shape, bits), seed=draw_seed(seed))
+    # `uniform` draws from `draw_seed`: a generator's (stream, counter) state is hashed where the
+    # backend would otherwise collapse it (torch), so no two layers or reads share a pattern.
+    u = uniform((stages, *shape, bits), seed)
     hits = ops.cast(_faulty(u[0], u[1], ops.cast(rate, "float32")), "int32")
     polarity = None
     if polarity_fraction is not None:

@@ -348,11 +348,16 @@ class FaultInjection(keras.layers.Wrapper):
         if self._takes_training:
             kwargs["training"] = training
         with keras.StatelessScope(state_mapping=mapping) as scope:
+            before = [scope.get_current_value(variable) for variable in updatable]
             outputs = layer(*args, **kwargs)
         # Updates the wrapped layer made (moving statistics, dropout seeds) reach its variables;
-        # the faulty values never do.
-        for variable in updatable:
-            variable.assign(scope.get_current_value(variable))
+        # the faulty values never do. Only values the call replaced are written back: torch
+        # assigns in place, and rewriting a value the forward pass used (an int8 kernel's
+        # scale) would break its backward pass.
+        for variable, old in zip(updatable, before, strict=True):
+            new = scope.get_current_value(variable)
+            if new is not old:
+                variable.assign(new)
         return outputs
 
     def _faulty_value(self, variable, word):

@@ -4,7 +4,13 @@ Keras' torch trainer is stateful and eager, as TensorFlow's: pass 1 is the model
 call (it updates BatchNorm statistics and advances the fault draws), and the perturbed passes are
 `stateless_call`s on detached copies of the weights, differentiated with `torch.autograd.grad`,
 so the variables are never modified until the optimizer applies the gradient.
+
+Common random numbers cover torch's global generators too: Keras' unseeded `Dropout` on torch
+draws from them (`torch.nn.functional.dropout`), not from a layer's seed state, so the perturbed
+passes replay the global generator state pass 1 started from, and leave it where pass 1 left it.
 """
+
+import contextlib
 
 import keras
 import torch
@@ -18,6 +24,35 @@ from tf_lanmax.sam.stateless_loss import stateless_loss
 def snapshot(variables):
     """Detached copies of the values of `variables` (assignments write in place on torch)."""
     return [v.value.detach().clone() for v in variables]
+
+
+def global_rng_state():
+    """The states of torch's global generators: the CPU one, and each CUDA device's when CUDA
+    is initialised (None otherwise). Unseeded torch draws, as Keras' unseeded Dropout, read them.
+    """
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return torch.get_rng_state(), cuda
+
+
+@contextlib.contextmanager
+def replaying(rng_state):
+    """Runs the block from the global generator state `rng_state` (of `global_rng_state`), then
+    puts back the state the block found, so the block's draws leave no trace.
+
+    >>> state = global_rng_state()
+    >>> first = torch.rand(2)
+    >>> with replaying(state):
+    ...     again = torch.rand(2)
+    >>> bool(torch.equal(first, again)), bool(torch.equal(torch.rand(2), first))
+    (True, False)
+    """
+    cpu, cuda = rng_state
+    devices = range(len(cuda)) if cuda is not None else []
+    with torch.random.fork_rng(devices=devices):
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        yield
 
 
 def _grads(scaled, inputs):
@@ -84,19 +119,22 @@ def sharpness_aware_train_step(model, data):
         accumulated = None
         for j, (xs, ys, ws) in enumerate(pieces):
             if step == 0:
-                # Common random numbers: later passes start from the pre-pass-1 draw state.
-                before = snapshot(model.non_trainable_variables)
+                # Common random numbers: later passes start from the pre-pass-1 draw state
+                # (the layers' seed states and torch's global generators).
+                start = snapshot(model.non_trainable_variables), global_rng_state()
                 grads, loss, y_pred = _training_pass(model, xs, ys, ws, trainable)
                 logs = record_loss_and_metrics(model, loss, xs, ys, y_pred, ws)
                 batch_losses.append(loss)
-                state = snapshot(model.non_trainable_variables) if model.resample_faults else before
-                chains.append((state, slow, grads))
-            state, point, grads = chains[j]
+                if model.resample_faults:
+                    start = snapshot(model.non_trainable_variables), global_rng_state()
+                chains.append((start, slow, grads))
+            (state, rng_state), point, grads = chains[j]
             with torch.no_grad():
                 eps = perturbation(model.rule, point, grads, model.rho, model.eta, model.p, flags)
                 point = [w + e.to(w.dtype) for w, e in zip(point, eps, strict=True)]
-            adv_grads, _, _, _ = stateless_gradients(model, point, state, xs, ys, ws)
-            chains[j] = (state, point, adv_grads)
+            with replaying(rng_state):
+                adv_grads, _, _, _ = stateless_gradients(model, point, state, xs, ys, ws)
+            chains[j] = ((state, rng_state), point, adv_grads)
             accumulated = add(accumulated, adv_grads)
         if len(pieces) > 1:  # the mean keeps the step size of k = 1 (as the TensorFlow step)
             accumulated = [g / len(pieces) for g in accumulated]
