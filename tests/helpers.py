@@ -228,3 +228,16 @@ def tiny_faulty_classifier(hp=None):
         "adam", "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False
     )
     return model
+
+
+def randomise_batchnorm(model, seed=0, mean_sd=0.1, variance=(0.5, 1.5)):
+    """Gives every BatchNormalization of `model` random statistics and affine parameters, so a
+    folded or mirrored BatchNorm is checked on more than the identity."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.moving_mean.assign(rng.normal(0, mean_sd, n))
+            layer.moving_variance.assign(rng.uniform(*variance, n))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, n))
+            layer.beta.assign(rng.normal(0, mean_sd, n))

@@ -4,7 +4,12 @@ TensorFlow autodiff, a reduced whole-network check on real data, the penalty, an
 import keras
 import numpy as np
 import pytest
-from helpers import assert_config_covers_init, variable_gradients, variable_jacobian
+from helpers import (
+    assert_config_covers_init,
+    randomise_batchnorm,
+    variable_gradients,
+    variable_jacobian,
+)
 from keras import layers, ops
 
 import tf_lanmax as tl
@@ -14,17 +19,6 @@ from tf_lanmax.memse import moments as rules
 
 def np_(x):
     return np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
-
-
-def randomise_batchnorm(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.1, n))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, n))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, n))
-            layer.beta.assign(rng.normal(0, 0.1, n))
 
 
 def small_cnn(head="gap", seed=0, size=10, softmax=False, classes=3):

@@ -4,6 +4,7 @@ it was given untouched, and that the rewritten graph still computes the model's 
 
 import keras
 import numpy as np
+from helpers import randomise_batchnorm
 from keras import layers, ops
 
 import tf_lanmax as tl
@@ -87,14 +88,7 @@ def test_fold_batchnorm_moves_the_affine_map_into_the_kernel():
     h = layers.BatchNormalization(name="bn_after_relu")(h)  # not folded: a ReLU is between
     out = layers.Dense(2, name="head")(layers.Flatten()(h))
     model = keras.Model(inp, out)
-    rng = np.random.default_rng(1)
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.3, n))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, n))
-            layer.beta.assign(rng.normal(0, 0.3, n))
+    randomise_batchnorm(model, seed=1, mean_sd=0.3, variance=(0.5, 2.0))
     graph = trace(model)
     before = _snapshot(graph)
     folded = passes.fold_batchnorm(graph)
