@@ -54,11 +54,15 @@ $(TORCH_STAMP): $(STAMP)
 test-torch: $(TORCH_STAMP)
 	KERAS_BACKEND=torch $(PY) -m pytest -q $(XDIST) $(CORE)
 
+# End-to-end runs (demo, tutorials, README blocks), shared between the xdist workers; tests that
+# share a module fixture (the demo run, the built wheel) stay on one worker (--dist loadgroup).
+# With TF_LANMAX_WHEEL_TEST=1 (CI) the wheel tests run here too, beside the tutorials.
 test-slow: $(TORCH_STAMP)  # the plain-PyTorch tutorial runs on torch
-	$(PY) -m pytest -q --run-slow -m slow
+	$(PY) -m pytest -q $(XDIST) --dist loadgroup --run-slow -m slow
 
 # The sdist and wheel (uv build); the wheel alone, installed with its `cpu` extra into a fresh
-# venv by uv (pip took 25 min on 2 cores, uv seconds), runs the demo and a tutorial. A CI leg.
+# venv by uv (pip took 25 min on 2 cores, uv seconds), runs the demo and a tutorial. CI runs
+# these inside `make test-slow` (TF_LANMAX_WHEEL_TEST=1); this target runs them alone.
 test-wheel: $(STAMP)
 	TF_LANMAX_WHEEL_TEST=1 $(PY) -m pytest -q -s --run-slow tests/test_wheel.py
 

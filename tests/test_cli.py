@@ -129,6 +129,7 @@ def demo_run(tmp_path_factory):
 
 
 @pytest.mark.slow  # the shared run takes ~40-50 s on 2 busy cores
+@pytest.mark.xdist_group("demo_run")  # one worker runs the shared demo (make test-slow)
 def test_demo_writes_valid_report_json(demo_run):
     run_dir, report = demo_run
     assert sorted(os.listdir(run_dir)) == ["model.keras", "report.json", "summary.png"]  # no .tmp-*
@@ -161,6 +162,7 @@ def test_demo_writes_valid_report_json(demo_run):
 
 
 @pytest.mark.slow  # the shared run takes ~40-50 s on 2 busy cores
+@pytest.mark.xdist_group("demo_run")  # one worker runs the shared demo (make test-slow)
 def test_demo_report_has_lanmax_rates_and_trajectory(demo_run):
     run_dir, _ = demo_run
     with open(run_dir / "report.json") as f:
@@ -180,6 +182,7 @@ def test_demo_report_has_lanmax_rates_and_trajectory(demo_run):
 
 
 @pytest.mark.slow  # the shared run takes ~40-50 s on 2 busy cores
+@pytest.mark.xdist_group("demo_run")  # one worker runs the shared demo (make test-slow)
 def test_demo_model_loads_in_safe_mode_with_its_clean_accuracy(demo_run):
     run_dir, report = demo_run
     model = keras.saving.load_model(str(run_dir / "model.keras"), safe_mode=True)

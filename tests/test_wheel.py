@@ -5,7 +5,7 @@ on the bundled data it carries, and a tutorial in smoke mode.
 uv builds and installs: `pip install dist/*.whl[cpu]` into a fresh venv took 1533 s on the
 shared 2-core machine (pip unpacks and byte-compiles TensorFlow's ~1.9 GB serially), uv about
 20 s. Same resolution from the same indexes (pip's find-links are passed on to uv).
-Runs only with TF_LANMAX_WHEEL_TEST=1: `make test-wheel`, a leg of CI.
+Runs only with TF_LANMAX_WHEEL_TEST=1: `make test-wheel`, and in CI's `make test-slow`.
 """
 
 import json
@@ -27,6 +27,7 @@ RUN_TIMEOUT = 900
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("wheel"),  # one worker builds and installs once (make test-slow)
     pytest.mark.skipif(
         os.environ.get("TF_LANMAX_WHEEL_TEST") != "1",
         reason="installs TensorFlow into a fresh venv: make test-wheel (TF_LANMAX_WHEEL_TEST=1)",
