@@ -35,6 +35,7 @@ CORE_MODULES = (
     "test_evaluation",
     "test_faults",
     "test_formats",
+    "test_gap_draws",
     "test_inject_faults",
     "test_lanmax",
     "test_lanmax_estimator",

@@ -91,6 +91,27 @@ def draw_seed(seed):
     return seed_value(seed)
 
 
+def tail_seed(seed):
+    """A seed independent of `seed` (an int, None or a `draw_seed` result), for a second draw
+    that one resolved seed must pay for (`tf_lanmax.faults.gap_draws`).
+
+    A seed value ``(s, n)`` becomes ``(s, ~n)``, a counter no generator reaches (counters count
+    up from 0), mixed again on torch; an int seed becomes its `derived_seed`.
+
+    Example:
+    >>> tail_seed(3) == derived_seed(3, "tail") != 3
+    True
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, int):
+        return derived_seed(seed, "tail")
+    if isinstance(seed, keras.random.SeedGenerator):
+        seed = seed.next()
+    value = ops.convert_to_tensor(seed)
+    return _SeedValue(mix(ops.stack([value[0], ops.bitwise_invert(value[1])])))
+
+
 def uniform(shape, seed):
     """Uniform draws in [0, 1) of `shape` and Keras' float type from any `seed` argument of
     `draw_seed`: ``keras.random.uniform(shape, seed=draw_seed(seed))``, bit for bit.

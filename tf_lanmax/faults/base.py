@@ -1,10 +1,11 @@
 """Base class of fault models: what an unreliable memory does to stored bits at rate p."""
 
 from keras import ops
+from keras.backend import standardize_dtype
 
 from tf_lanmax._config import ConfigValue
 from tf_lanmax._seeds import uniform
-from tf_lanmax.faults.byte_draws import draw_error_bytes
+from tf_lanmax.faults.gap_draws import draw_error_gaps
 
 
 def bit_planes(codes, bits):
@@ -129,8 +130,9 @@ class FaultModel(ConfigValue):
         return self.apply_pattern(codes, errors, polarity, bits)
 
     def fresh(self, codes, bits, rate, seed):
-        """As `__call__` for transient faults: the same distribution, drawn one random integer
-        per stored byte (`draw_error_bytes`) instead of two uniforms per bit. `int8` codes of
+        """As `__call__` for transient faults: the same distribution, drawn by the gaps between
+        faulty bits (`draw_error_gaps`: random numbers per fault, not per bit; one integer per
+        stored byte above its rate tiers or with per-bit rates). `int8` codes of
         8 bits (a quantized layer's stored bytes as they are) stay `int8` for the bit-wise
         models, with no widening to `int32` and back. Models with a polarity plane, and codes
         of a width that is not whole bytes, draw as `__call__`.
@@ -140,10 +142,10 @@ class FaultModel(ConfigValue):
         """
         if self.polarity_fraction is not None or bits % 8:
             return self(codes, bits, rate, seed)
-        if bits == 8 and self.bitwise and str(codes.dtype) == "int8":
-            return self.apply(codes, draw_error_bytes(codes.shape, 8, rate, seed, "int8"), 8)
+        if bits == 8 and self.bitwise and standardize_dtype(codes.dtype) == "int8":
+            return self.apply(codes, draw_error_gaps(codes.shape, 8, rate, seed, "int8"), 8)
         codes = ops.cast(codes, "int32")
-        return self.apply(codes, draw_error_bytes(codes.shape, bits, rate, seed), bits)
+        return self.apply(codes, draw_error_gaps(codes.shape, bits, rate, seed), bits)
 
     def corrupt(self, weight_format, weights, rate, seed):
         """Float weights -> the faulty stored weights read back (no gradient path)."""

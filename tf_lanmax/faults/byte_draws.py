@@ -58,6 +58,17 @@ def _units(probabilities):
     return ops.cast(ops.clip(scaled, 0.0, float(2**31 - 128)), "int32")  # float32 below 2**31
 
 
+def check_byte_codes(bits, dtype):
+    """Raises ValueError unless `bits` is a positive multiple of 8 and `dtype` can hold them."""
+    if bits <= 0 or bits % 8:
+        raise ValueError(f"`bits` must be a positive multiple of 8. Received: bits={bits}")
+    if dtype not in ("int32", "int8") or (dtype == "int8" and bits != 8):
+        raise ValueError(
+            f"`dtype` must be 'int32', or 'int8' for 8-bit codes. Received: dtype={dtype!r} "
+            f"with bits={bits}"
+        )
+
+
 def draw_error_bytes(shape, bits, rate, seed, dtype="int32"):
     """Fresh i.i.d. faults on every stored bit, packed into `int32` words, one draw per byte.
 
@@ -84,13 +95,7 @@ def draw_error_bytes(shape, bits, rate, seed, dtype="int32"):
     Example:
     >>> errors = draw_error_bytes((2, 3), 8, 0.5, seed=0)  # int32 in [0, 256)
     """
-    if bits <= 0 or bits % 8:
-        raise ValueError(f"`bits` must be a positive multiple of 8. Received: bits={bits}")
-    if dtype not in ("int32", "int8") or (dtype == "int8" and bits != 8):
-        raise ValueError(
-            f"`dtype` must be 'int32', or 'int8' for 8-bit codes. Received: dtype={dtype!r} "
-            f"with bits={bits}"
-        )
+    check_byte_codes(bits, dtype)
     nbytes = bits // 8
     rate = ops.cast(rate, "float32")
     count = int(np.prod(shape, dtype=np.int64))

@@ -34,6 +34,7 @@ import math
 
 import keras
 from keras import ops
+from keras.backend import standardize_dtype
 
 from tf_lanmax import faults, formats
 from tf_lanmax._validation import check_int, check_one_of, check_positive, check_probability
@@ -321,7 +322,7 @@ class FaultInjection(keras.layers.Wrapper):
             # Stored int8 bytes go to the fault model as they are (`FaultModel.fresh`).
             codes = value if word.dtype == "int8" else word.to_codes(value)
             codes, keep = self.fault_model.fresh(codes, word.bits, rate, self.seed_generator)
-        values = codes if str(codes.dtype) == word.dtype else word.from_codes(codes)
+        values = codes if standardize_dtype(codes.dtype) == word.dtype else word.from_codes(codes)
         return values if keep is None else values * ops.cast(keep, values.dtype)
 
     def call(self, *args, training=None, **kwargs):

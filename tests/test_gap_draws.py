@@ -1,0 +1,138 @@
+"""Fresh faults drawn by the gaps between faulty bits (`tf_lanmax.faults.gap_draws`): the same
+i.i.d. per-bit distribution as one draw per bit, in every rate tier, across chunks and when a
+chunk's gap budget runs out."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from scipy import stats
+
+from tf_lanmax.faults import gap_draws
+from tf_lanmax.faults.byte_draws import draw_error_bytes
+from tf_lanmax.faults.gap_draws import RATE_TIERS, draw_error_gaps
+
+
+def _bits(errors, bits):
+    """(codes, bits) 0/1 matrix of the drawn error words, bit k in column k."""
+    words = np.asarray(ops.convert_to_numpy(errors)).astype(np.int64) & ((1 << bits) - 1)
+    return (words[:, None] >> np.arange(bits)) & 1
+
+
+def _holds(k, n, p):
+    low, high = stats.binom.interval(0.999, n, p)
+    return low <= k <= high
+
+
+def _check_rates(errors, n, bits, rate):
+    """Each bit position faulty at `rate` (and not at twice it), the total likewise."""
+    matrix = _bits(errors, bits)
+    for k in range(bits):
+        assert _holds(matrix[:, k].sum(), n, rate), (k, matrix[:, k].sum(), n * rate)
+        assert not _holds(matrix[:, k].sum(), n, 2 * rate), k
+    assert _holds(matrix.sum(), n * bits, rate)
+    return matrix
+
+
+# One rate per tier of the gap budget (1/512, 1/64, 1/32) and one above them (bytes).
+@pytest.mark.parametrize(
+    "rate, bits, dtype",
+    [(1e-3, 32, "int32"), (1e-2, 8, "int8"), (0.025, 16, "int32"), (0.2, 8, "int8")],
+)
+def test_every_bit_faults_at_the_rate_in_every_tier(rate, bits, dtype):
+    n = max(20000, int(400 / rate))
+    errors = draw_error_gaps((n,), bits, rate, seed=11, dtype=dtype)
+    assert tuple(errors.shape) == (n,) and str(ops.convert_to_numpy(errors).dtype) == dtype
+    _check_rates(errors, n, bits, rate)
+
+
+def test_neighbouring_bits_fault_independently_within_and_across_codes():
+    # Adjacent positions of the stream: the case a wrong gap length would break first.
+    rate, n = 0.025, 200000
+    matrix = _bits(draw_error_gaps((n,), 16, rate, seed=3), 16)
+    pairs = [(matrix[:, 0], matrix[:, 1]), (matrix[:, 7], matrix[:, 8])]
+    pairs.append((matrix[:-1, 15], matrix[1:, 0]))  # last bit of a code, first of the next
+    for a, b in pairs:
+        both = int((a & b).sum())
+        assert _holds(both, len(a), rate * rate), both
+        assert not _holds(both, len(a), 2 * rate * rate), both
+
+
+def test_a_chunk_whose_budget_runs_out_is_completed_exactly(monkeypatch):
+    # Five gaps per chunk of 800 bits: every chunk runs out, the rest comes from the bytes.
+    monkeypatch.setattr(gap_draws, "gap_budget", lambda chunk_bits, tier: 5)
+    monkeypatch.setattr(gap_draws, "_CHUNK_BITS", 800)
+    n = 30001  # not a whole number of chunks
+    for bits, dtype in [(8, "int8"), (32, "int32"), (16, "int32")]:
+        errors = draw_error_gaps((n,), bits, 0.01, seed=5, dtype=dtype)
+        matrix = _check_rates(errors, n, bits, 0.01)
+        chunks = -(-n * bits // 800)
+        assert matrix.sum() > 5 * chunks  # the completion contributed
+
+
+def test_chunks_cover_the_stream_with_no_seam(monkeypatch):
+    # Chunks of 96 bits (12 codes) and a last chunk of padding: every position at the rate.
+    monkeypatch.setattr(gap_draws, "_CHUNK_BITS", 96)
+    rate, n = 0.02, 60001
+    _check_rates(draw_error_gaps((n,), 8, rate, seed=9, dtype="int8"), n, 8, rate)
+
+
+def test_edge_rates_and_per_bit_rates():
+    assert not np.any(ops.convert_to_numpy(draw_error_gaps((5, 7), 32, 0.0, seed=0)))
+    ones = ops.convert_to_numpy(draw_error_gaps((4,), 8, 1.0, seed=0, dtype="int8"))
+    np.testing.assert_array_equal(ones, np.full(4, -1, "int8"))  # every bit flips
+    # One rate per bit position cannot be drawn by gaps: the byte draw, bit for bit.
+    rates = ops.convert_to_tensor(np.linspace(0.01, 0.2, 16).astype("float32"))
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(draw_error_gaps((100,), 16, rates, seed=4)),
+        ops.convert_to_numpy(draw_error_bytes((100,), 16, rates, seed=4)),
+    )
+    assert list(RATE_TIERS) == sorted(RATE_TIERS)
+
+
+def test_a_fresh_draw_per_call_from_a_generator():
+    generator = keras.random.SeedGenerator(1)
+    first = ops.convert_to_numpy(draw_error_gaps((4000,), 8, 0.01, generator))
+    second = ops.convert_to_numpy(draw_error_gaps((4000,), 8, 0.01, generator))
+    assert first.any() and not np.array_equal(first, second)
+
+
+def test_bad_widths_are_refused():
+    with pytest.raises(ValueError, match="`bits` must be a positive multiple of 8"):
+        draw_error_gaps((3,), 4, 0.1, seed=0)
+    with pytest.raises(ValueError, match="`dtype` must be 'int32', or 'int8' for 8-bit"):
+        draw_error_gaps((3,), 16, 0.1, seed=0, dtype="int8")
+
+
+class _Draws(keras.layers.Layer):
+    """A layer whose output is one gap draw at the rate in its variable: `predict_on_batch`
+    runs it compiled (tf.function, jax.jit), where the tier and the completion are chosen
+    inside the program."""
+
+    def __init__(self, count, bits, dtype):
+        super().__init__()
+        self.count, self.bits, self.code_dtype = count, bits, dtype
+        self.rate = self.add_weight(shape=(), initializer="zeros", trainable=False)
+        self.generator = keras.random.SeedGenerator(7)
+
+    def call(self, x):
+        errors = draw_error_gaps(
+            (self.count,), self.bits, self.rate, self.generator, self.code_dtype
+        )
+        return ops.cast(errors, "int32")[None] + ops.cast(x[:, :1] * 0, "int32")
+
+
+@pytest.mark.parametrize("tiny_budget", [False, True])
+def test_compiled_draws_pick_the_tier_at_run_time(monkeypatch, tiny_budget):
+    if tiny_budget:  # every chunk runs out: the completion inside the compiled program
+        monkeypatch.setattr(gap_draws, "gap_budget", lambda chunk_bits, tier: 5)
+        monkeypatch.setattr(gap_draws, "_CHUNK_BITS", 800)
+    n, bits = 20001, 8
+    draws = _Draws(n, bits, "int8")
+    model = keras.Sequential([keras.Input((1,)), draws])
+    for rate in (1e-3, 1e-2, 0.025, 0.2):  # one model, one program: every tier and the bytes
+        draws.rate.assign(rate)
+        errors = model.predict_on_batch(np.zeros((1, 1), "float32"))[0]
+        matrix = _bits(errors, bits)
+        total = int(matrix.sum())
+        assert _holds(total, n * bits, rate) and not _holds(total, n * bits, 2 * rate), rate

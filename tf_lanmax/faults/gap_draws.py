@@ -1,0 +1,163 @@
+"""Fresh bit faults drawn by the gaps between them: random numbers per faulty bit, not per byte.
+
+At a rate p most stored bits are fault-free, yet `draw_error_bytes` still draws one integer
+per stored byte. Read the stored bits as one stream (bit j of code c at ``c * bits + j``); the
+faulty ones form a Bernoulli process, whose gaps (fault-free bits before the next fault) are
+independent geometric variables, ``G = floor(log(1 - U) / log(1 - p))`` for U uniform on
+[0, 1). Summing gaps gives the faulty positions, and a segment sum packs them into codes, so a
+draw costs random numbers in proportion to the expected faults, ``p * bits * count``, not to
+``bits * count / 8``.
+
+Shapes stay static (jit and XLA compile it): the stream is cut into chunks of at most 2**23
+bits, and each chunk draws a fixed budget of gaps, enough for the smallest of `RATE_TIERS` at
+or above p with a six-standard-deviation margin (`keras.ops.switch` picks the tier at run time,
+so a rate that LaNMax moves stays cheap). Above the largest tier, or with one rate per bit
+position, the draw is `draw_error_bytes`'. The rare chunk whose budget runs out before its end
+is completed exactly:
+after the budget's last fault the process starts afresh (the Bernoulli process is memoryless
+at each fault), so the bits after it are read from an independent `draw_error_bytes` draw,
+masked to those bits.
+
+U is ``(r + 0.5) / 2**31`` for a random integer r, so whether a gap is 0 (``U < p``) is
+resolved to 4.7e-10, as `draw_error_bytes` resolves each byte pattern. Partial sums of gaps
+below 2**24 are exact in float32, which is why chunks hold at most 2**23 bits.
+
+Reference: L. Devroye, Non-Uniform Random Variate Generation, Springer 1986, ch. X.2
+(geometric variates by inversion) and ch. I.3 (gaps of a Bernoulli process).
+"""
+
+import math
+
+import numpy as np
+from keras import ops
+from keras import random as krandom
+
+from tf_lanmax._seeds import draw_seed, tail_seed
+from tf_lanmax.faults.byte_draws import check_byte_codes, draw_error_bytes
+
+#: The rates a gap budget is sized for, ascending; rates above the last draw one integer per
+#: byte (`draw_error_bytes`).
+RATE_TIERS = (1.0 / 512.0, 1.0 / 64.0, 1.0 / 32.0)
+#: The most bits in one chunk of the stream: partial sums of its gaps stay exact in float32.
+_CHUNK_BITS = 2**23
+_RANGE = 2**31 - 1
+
+
+def gap_budget(chunk_bits, tier):
+    """Gaps drawn per chunk of `chunk_bits` for rates up to `tier`: the expected faults at
+    `tier` plus six standard deviations (and 16)."""
+    mean = chunk_bits * tier
+    return int(math.ceil(mean + 6.0 * math.sqrt(mean * (1.0 - tier)) + 16))
+
+
+def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
+    """Fresh i.i.d. faults on every stored bit, packed into words, drawn by the gaps between
+    faulty bits.
+
+    The same distribution as `draw_error_bytes` (and `draw_error_bits`): bit k of a word faulty
+    with probability ``rate`` (or ``rate[k]``), independently of every other bit. A scalar rate
+    up to the largest of `RATE_TIERS` draws random numbers in proportion to the expected number
+    of faults; a larger rate, or one rate per bit position, draws as `draw_error_bytes`. For
+    transient faults only: the faulty bits at two rates are not nested for one seed.
+
+    Args:
+        shape: shape of the codes tensor.
+        bits: bits per code, a multiple of 8.
+        rate: per-bit fault probability (scalar tensor or float), or a `(bits,)` tensor of one
+            rate per bit position.
+        seed: a `keras.random.SeedGenerator` (fresh draw per call) or an int seed.
+        dtype: `"int32"`, or `"int8"` for 8-bit codes XORed as the stored bytes themselves
+            (bit 7 is then the sign bit). Defaults to `"int32"`.
+
+    Returns:
+        Tensor of `shape` and `dtype`, bit k set where bit k of the code is faulty.
+
+    Raises:
+        ValueError: `bits` not a positive multiple of 8, or `dtype` "int8" for wider codes.
+
+    Example:
+    >>> errors = draw_error_gaps((2, 3), 8, 1e-3, seed=0)  # int32 in [0, 256), mostly 0
+    """
+    check_byte_codes(bits, dtype)
+    rate = ops.cast(rate, "float32")
+    if len(rate.shape) > 0:
+        return draw_error_bytes(shape, bits, rate, seed, dtype)
+    seed = draw_seed(seed)  # once: every branch reads the same resolved seed
+    tier = ops.sum(ops.cast(rate > ops.convert_to_tensor(RATE_TIERS, "float32"), "int32"))
+    branches = [_sparse_branch(shape, bits, t, seed, dtype) for t in RATE_TIERS]
+    branches.append(lambda r: draw_error_bytes(shape, bits, r, seed, dtype))
+    index = _concrete(tier)
+    if index is not None:  # eager: run the one branch (JAX would compile them all per call)
+        return branches[index](rate)
+    return ops.switch(tier, branches, rate)
+
+
+def _concrete(value):
+    """`value` as a Python number when it is concrete (eager), None when it is traced (jit,
+    XLA, `tf.function`, vmap), where the branch must be chosen inside the program."""
+    try:
+        return ops.convert_to_numpy(value).item()
+    except (TypeError, NotImplementedError):  # JAX tracers; symbolic TensorFlow tensors
+        return None
+
+
+def _sparse_branch(shape, bits, tier, seed, dtype):
+    return lambda rate: _sparse(shape, bits, rate, seed, dtype, tier)
+
+
+def _sparse(shape, bits, rate, seed, dtype, tier):
+    count = int(np.prod(shape, dtype=np.int64))
+    chunk_codes = max(1, min(count, _CHUNK_BITS // bits))
+    chunks = -(-count // chunk_codes)
+    chunk_bits = chunk_codes * bits
+    budget = gap_budget(chunk_bits, tier)
+    r = krandom.randint((chunks, budget), 0, _RANGE, dtype="int32", seed=seed)
+    u = (ops.cast(r, "float32") + 0.5) * (2.0**-31)
+    # G = floor(log(1 - U) / log(1 - p)): +inf at p = 0 (no fault), cut at the chunk's end.
+    gaps = ops.minimum(ops.floor(ops.log1p(-u) / ops.log1p(-rate)), float(chunk_bits))
+    ends = ops.cumsum(gaps + 1.0, axis=1) - 1.0  # each fault's position in its chunk
+    code_in_chunk = ops.floor(ends / bits)
+    bit = ops.cast(ends - code_in_chunk * bits, "int32")
+    first_code = ops.arange(chunks, dtype="float32")[:, None] * chunk_codes
+    code = code_in_chunk + first_code
+    code = ops.where((ends < chunk_bits) & (code < count), code, float(count))  # count: dropped
+    value = ops.left_shift(ops.ones_like(bit), bit)  # bit 31 wraps to -2**31, as stored
+    if dtype == "int8":
+        value = ops.where(bit == 7, -128, value)  # the signed byte, bit 7 its sign
+    errors = ops.segment_sum(
+        ops.reshape(value, (-1,)),
+        ops.reshape(ops.cast(code, "int32"), (-1,)),
+        num_segments=count + 1,
+    )[:count]
+    last = ends[:, -1]  # the budget's last fault; a chunk's end or beyond when it sufficed
+    ran_out = ops.any(last < chunk_bits)
+
+    def completed():
+        return _complete(errors, last, shape, bits, rate, seed, chunk_codes, chunks, dtype)
+
+    concrete = _concrete(ran_out)
+    if concrete is None:
+        errors = ops.cond(ran_out, completed, lambda: errors)
+    elif concrete:
+        errors = completed()
+    return ops.reshape(ops.cast(errors, dtype), shape)
+
+
+def _complete(errors, last, shape, bits, rate, seed, chunk_codes, chunks, dtype):
+    """`errors` with the bits after each chunk's `last` fault drawn afresh (`draw_error_bytes`
+    from an independent seed), for chunks whose gap budget ended before the chunk did."""
+    count = errors.shape[0]
+    fresh = ops.reshape(draw_error_bytes((count,), bits, rate, tail_seed(seed)), (-1,))
+    fresh = ops.pad(fresh, [(0, chunks * chunk_codes - count)])
+    fresh = ops.reshape(fresh, (chunks, chunk_codes))
+    # Within each code, the index of the chunk's last sparse fault; keep the bits above it.
+    offset = last[:, None] - ops.arange(chunk_codes, dtype="float32")[None, :] * bits
+    offset = ops.cast(ops.clip(offset, -1.0, float(bits)), "int32")
+    full = -1 if bits == 32 else (1 << bits) - 1
+    shifted = ops.bitwise_and(ops.left_shift(full, ops.minimum(offset + 1, bits - 1)), full)
+    keep = ops.where(offset < 0, full, ops.where(offset >= bits - 1, 0, shifted))
+    tail = ops.reshape(ops.bitwise_and(fresh, keep), (-1,))[:count]
+    if dtype == "int8":  # back to the unsigned byte, combined, then the signed byte again
+        combined = ops.bitwise_or(ops.bitwise_and(errors, 255), tail)
+        return ops.bitwise_xor(combined, 128) - 128
+    return ops.bitwise_or(errors, tail)
