@@ -9,7 +9,10 @@ def alternating_times(calls, rounds):
     """Wall times of `rounds` calls per contender, measured in one run.
 
     Each contender is called once first (tracing, warm-up; not timed); then the contenders
-    alternate `rounds` times, so drift in machine load hits all of them alike.
+    alternate `rounds` times, so drift in machine load hits all of them alike. Each round
+    starts one contender later than the last, so no contender always runs right after the
+    same other one (a small model timed just after a large one measured up to 1.3x slower
+    than just after a small one).
 
     Args:
         calls: {name: callable taking no argument}.
@@ -21,25 +24,29 @@ def alternating_times(calls, rounds):
     for call in calls.values():
         call()
     times = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
+    names = list(calls)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             start = time.perf_counter()
-            call()
+            calls[name]()
             times[name].append(time.perf_counter() - start)
     return times
 
 
-def median_fit_times(runs, x, y, batch_size, rounds):
-    """Median wall time of one `fit` epoch per contender (`alternating_times`).
+def median_fit_times(runs, x, y, batch_size, rounds, statistic=np.median):
+    """Median (or `statistic`) wall time of one `fit` epoch per contender
+    (`alternating_times`).
 
     Args:
         runs: {name: (compiled model, list of callbacks)}.
         x, y: training arrays.
         batch_size: batch size.
         rounds: timed epochs per contender.
+        statistic: the reduction over rounds, `np.median` (default) or `np.min` (each
+            contender's fastest epoch, for a machine whose speed switches between levels).
 
     Returns:
-        {name: median seconds per epoch}.
+        {name: seconds per epoch, reduced by `statistic`}.
     """
 
     def epoch(model, callbacks):
@@ -48,7 +55,7 @@ def median_fit_times(runs, x, y, batch_size, rounds):
         )
 
     times = alternating_times({name: epoch(*run) for name, run in runs.items()}, rounds)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return {name: float(statistic(t)) for name, t in times.items()}
 
 
 def random_images(batch_size, steps, seed=0, shape=(28, 28, 1)):
