@@ -136,3 +136,15 @@ def test_compiled_draws_pick_the_tier_at_run_time(monkeypatch, tiny_budget):
         matrix = _bits(errors, bits)
         total = int(matrix.sum())
         assert _holds(total, n * bits, rate) and not _holds(total, n * bits, 2 * rate), rate
+
+
+def test_codes_beyond_two_to_the_24_are_placed_exactly():
+    # 2**24 + 2**16 bytes: 17 chunks; code indices past 2**24 are not float32 integers, so
+    # index arithmetic in float32 would put every fault there on an even code.
+    n, rate = 2**24 + 2**16, 1e-3
+    errors = ops.convert_to_numpy(draw_error_gaps((n,), 8, rate, seed=2, dtype="int8"))
+    faulty = np.nonzero(errors[2**24 :])[0]
+    bits = np.unpackbits(errors[2**24 :][faulty].view(np.uint8)).sum()
+    assert _holds(bits, 2**16 * 8, rate), bits
+    odd = faulty % 2 == 1
+    assert _holds(int(odd.sum()), len(faulty), 0.5), (odd.sum(), len(faulty))

@@ -60,20 +60,11 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     of faults; a larger rate, or one rate per bit position, draws as `draw_error_bytes`. For
     transient faults only: the faulty bits at two rates are not nested for one seed.
 
-    Args:
-        shape: shape of the codes tensor.
-        bits: bits per code, a multiple of 8.
-        rate: per-bit fault probability (scalar tensor or float), or a `(bits,)` tensor of one
-            rate per bit position.
-        seed: a `keras.random.SeedGenerator` (fresh draw per call) or an int seed.
-        dtype: `"int32"`, or `"int8"` for 8-bit codes XORed as the stored bytes themselves
-            (bit 7 is then the sign bit). Defaults to `"int32"`.
-
-    Returns:
-        Tensor of `shape` and `dtype`, bit k set where bit k of the code is faulty.
-
-    Raises:
-        ValueError: `bits` not a positive multiple of 8, or `dtype` "int8" for wider codes.
+    Arguments, result and errors as `draw_error_bytes` (same signature): `shape` of the codes,
+    `bits` per code (a multiple of 8), `rate` (scalar or one per bit position), `seed` (a
+    `keras.random.SeedGenerator` for a fresh draw per call, or an int), `dtype` ("int32", or
+    "int8" for 8-bit codes XORed as the stored bytes); returns a tensor of `shape` and `dtype`
+    with bit k set where bit k of the code is faulty.
 
     Example:
     >>> errors = draw_error_gaps((2, 3), 8, 1e-3, seed=0)  # int32 in [0, 256), mostly 0
@@ -116,17 +107,22 @@ def _sparse(shape, bits, rate, seed, dtype, tier):
     # G = floor(log(1 - U) / log(1 - p)): +inf at p = 0 (no fault), cut at the chunk's end.
     gaps = ops.minimum(ops.floor(ops.log1p(-u) / ops.log1p(-rate)), float(chunk_bits))
     ends = ops.cumsum(gaps + 1.0, axis=1) - 1.0  # each fault's position in its chunk
-    code_in_chunk = ops.floor(ends / bits)
-    bit = ops.cast(ends - code_in_chunk * bits, "int32")
-    first_code = ops.arange(chunks, dtype="float32")[:, None] * chunk_codes
-    code = code_in_chunk + first_code
-    code = ops.where((ends < chunk_bits) & (code < count), code, float(count))  # count: dropped
+    inside = ends < chunk_bits
+    position = ops.minimum(ends, float(chunk_bits))  # past the chunk: its end (dropped below)
+    code_in_chunk = ops.floor(position / bits)  # exact: positions are integers below 2**24
+    bit = ops.cast(position - code_in_chunk * bits, "int32")
+    code = ops.cast(code_in_chunk, "int32")  # the code index in int32: exact past 2**24 too
+    if chunks > 1:
+        code = code + ops.arange(chunks, dtype="int32")[:, None] * chunk_codes
+    if chunks * chunk_codes > count:  # the last chunk's padding codes
+        inside = inside & (code < count)
+    code = ops.where(inside, code, count)  # segment `count`: dropped
     value = ops.left_shift(ops.ones_like(bit), bit)  # bit 31 wraps to -2**31, as stored
     if dtype == "int8":
         value = ops.where(bit == 7, -128, value)  # the signed byte, bit 7 its sign
     errors = ops.segment_sum(
         ops.reshape(value, (-1,)),
-        ops.reshape(ops.cast(code, "int32"), (-1,)),
+        ops.reshape(code, (-1,)),
         num_segments=count + 1,
     )[:count]
     last = ends[:, -1]  # the budget's last fault; a chunk's end or beyond when it sufficed
