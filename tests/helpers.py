@@ -1,5 +1,5 @@
 """Shared test helpers: public-API layer checks (keras.src.testing is private), autodiff on
-TensorFlow, JAX or torch, and bounded subprocesses."""
+TensorFlow, JAX or torch, bounded subprocesses, and the binomial checks of fault draws."""
 
 import inspect
 import os
@@ -9,6 +9,7 @@ import subprocess
 import keras
 import numpy as np
 from keras import ops
+from scipy import stats
 
 import tf_lanmax as tl
 
@@ -241,3 +242,16 @@ def randomise_batchnorm(model, seed=0, mean_sd=0.1, variance=(0.5, 1.5)):
             layer.moving_variance.assign(rng.uniform(*variance, n))
             layer.gamma.assign(rng.uniform(0.5, 1.5, n))
             layer.beta.assign(rng.normal(0, mean_sd, n))
+
+
+def bit_matrix(codes, bits):
+    """(values, bits) 0/1 matrix of integer codes (any backend tensor or array), bit k in
+    column k."""
+    codes = np.asarray(ops.convert_to_numpy(codes)).astype(np.int64).ravel() & ((1 << bits) - 1)
+    return (codes[:, None] >> np.arange(bits)) & 1
+
+
+def binomial_interval_holds(k, n, p):
+    """Whether a count `k` of `n` trials lies in the 99.9 % interval of Binomial(n, p)."""
+    low, high = stats.binom.interval(0.999, n, p)
+    return low <= k <= high

@@ -5,32 +5,25 @@ chunk's gap budget runs out."""
 import keras
 import numpy as np
 import pytest
+from helpers import binomial_interval_holds, bit_matrix
 from keras import ops
-from scipy import stats
 
 from tf_lanmax.faults import gap_draws
 from tf_lanmax.faults.byte_draws import draw_error_bytes
 from tf_lanmax.faults.gap_draws import RATE_TIERS, draw_error_gaps
 
 
-def _bits(errors, bits):
-    """(codes, bits) 0/1 matrix of the drawn error words, bit k in column k."""
-    words = np.asarray(ops.convert_to_numpy(errors)).astype(np.int64) & ((1 << bits) - 1)
-    return (words[:, None] >> np.arange(bits)) & 1
-
-
-def _holds(k, n, p):
-    low, high = stats.binom.interval(0.999, n, p)
-    return low <= k <= high
-
-
 def _check_rates(errors, n, bits, rate):
     """Each bit position faulty at `rate` (and not at twice it), the total likewise."""
-    matrix = _bits(errors, bits)
+    matrix = bit_matrix(errors, bits)
     for k in range(bits):
-        assert _holds(matrix[:, k].sum(), n, rate), (k, matrix[:, k].sum(), n * rate)
-        assert not _holds(matrix[:, k].sum(), n, 2 * rate), k
-    assert _holds(matrix.sum(), n * bits, rate)
+        assert binomial_interval_holds(matrix[:, k].sum(), n, rate), (
+            k,
+            matrix[:, k].sum(),
+            n * rate,
+        )
+        assert not binomial_interval_holds(matrix[:, k].sum(), n, 2 * rate), k
+    assert binomial_interval_holds(matrix.sum(), n * bits, rate)
     return matrix
 
 
@@ -49,13 +42,13 @@ def test_every_bit_faults_at_the_rate_in_every_tier(rate, bits, dtype):
 def test_neighbouring_bits_fault_independently_within_and_across_codes():
     # Adjacent positions of the stream: the case a wrong gap length would break first.
     rate, n = 0.025, 200000
-    matrix = _bits(draw_error_gaps((n,), 16, rate, seed=3), 16)
+    matrix = bit_matrix(draw_error_gaps((n,), 16, rate, seed=3), 16)
     pairs = [(matrix[:, 0], matrix[:, 1]), (matrix[:, 7], matrix[:, 8])]
     pairs.append((matrix[:-1, 15], matrix[1:, 0]))  # last bit of a code, first of the next
     for a, b in pairs:
         both = int((a & b).sum())
-        assert _holds(both, len(a), rate * rate), both
-        assert not _holds(both, len(a), 2 * rate * rate), both
+        assert binomial_interval_holds(both, len(a), rate * rate), both
+        assert not binomial_interval_holds(both, len(a), 2 * rate * rate), both
 
 
 def test_a_chunk_whose_budget_runs_out_is_completed_exactly(monkeypatch):
@@ -133,9 +126,11 @@ def test_compiled_draws_pick_the_tier_at_run_time(monkeypatch, tiny_budget):
     for rate in (1e-3, 1e-2, 0.025, 0.2):  # one model, one program: every tier and the bytes
         draws.rate.assign(rate)
         errors = model.predict_on_batch(np.zeros((1, 1), "float32"))[0]
-        matrix = _bits(errors, bits)
+        matrix = bit_matrix(errors, bits)
         total = int(matrix.sum())
-        assert _holds(total, n * bits, rate) and not _holds(total, n * bits, 2 * rate), rate
+        assert binomial_interval_holds(total, n * bits, rate) and not binomial_interval_holds(
+            total, n * bits, 2 * rate
+        ), rate
 
 
 def test_codes_beyond_two_to_the_24_are_placed_exactly():
@@ -145,6 +140,6 @@ def test_codes_beyond_two_to_the_24_are_placed_exactly():
     errors = ops.convert_to_numpy(draw_error_gaps((n,), 8, rate, seed=2, dtype="int8"))
     faulty = np.nonzero(errors[2**24 :])[0]
     bits = np.unpackbits(errors[2**24 :][faulty].view(np.uint8)).sum()
-    assert _holds(bits, 2**16 * 8, rate), bits
+    assert binomial_interval_holds(bits, 2**16 * 8, rate), bits
     odd = faulty % 2 == 1
-    assert _holds(int(odd.sum()), len(faulty), 0.5), (odd.sum(), len(faulty))
+    assert binomial_interval_holds(int(odd.sum()), len(faulty), 0.5), (odd.sum(), len(faulty))

@@ -4,7 +4,7 @@ import keras
 import ml_dtypes
 import numpy as np
 import pytest
-from helpers import trainable_gradients
+from helpers import binomial_interval_holds, bit_matrix, trainable_gradients
 from keras import ops
 from scipy import stats
 
@@ -104,25 +104,20 @@ def test_narrow_words_round_trip_and_name_their_fields(dtype, fields):
 # -- transient faults drawn one byte at a time --------------------------------------------------
 
 
-def _interval_holds(k, n, p):
-    low, high = stats.binom.interval(0.999, n, p)
-    return low <= k <= high
-
-
 def test_byte_draws_fault_each_bit_independently_at_its_own_rate():
     rates = np.linspace(0.02, 0.3, 16).astype("float32")  # one rate per bit of 16-bit words
     n = 20000
     errors = ops.convert_to_numpy(draw_error_bytes((n,), 16, ops.convert_to_tensor(rates), 4))
-    bits = _bit_matrix(errors, 16)
+    bits = bit_matrix(errors, 16)
     for k in range(16):  # each bit at its rate, and the count rejects twice the rate
-        assert _interval_holds(bits[:, k].sum(), n, rates[k]), k
-        assert not _interval_holds(bits[:, k].sum(), n, 2 * rates[k]), k
+        assert binomial_interval_holds(bits[:, k].sum(), n, rates[k]), k
+        assert not binomial_interval_holds(bits[:, k].sum(), n, 2 * rates[k]), k
     for a, b in [(0, 1), (6, 7), (7, 8), (0, 15)]:  # pairs inside a byte and across bytes
         both = int((bits[:, a] & bits[:, b]).sum())
-        assert _interval_holds(both, n, rates[a] * rates[b]), (a, b)
+        assert binomial_interval_holds(both, n, rates[a] * rates[b]), (a, b)
     # The whole 8-bit pattern: its number of faulty bits is Binomial(8, p), and not (8, 2p).
     int8_errors = draw_error_bytes((n,), 8, 0.1, seed=5, dtype="int8")
-    counts = _bit_matrix(ops.convert_to_numpy(int8_errors), 8).sum(axis=1)
+    counts = bit_matrix(ops.convert_to_numpy(int8_errors), 8).sum(axis=1)
     observed = np.bincount(counts, minlength=9)[:5]
     for p, accepted in [(0.1, True), (0.2, False)]:
         expected = stats.binom.pmf(np.arange(5), 8, p)
@@ -148,21 +143,15 @@ def test_byte_draws_resolve_tiny_rates_and_refuse_partial_bytes():
 # -- the flipped-bit fraction per field, per covered layer type and format ----------------------
 
 
-def _bit_matrix(codes, bits):
-    """(values, bits) 0/1 matrix of int32 codes, bit k in column k."""
-    codes = np.asarray(codes).astype(np.int64).ravel() & ((1 << bits) - 1)
-    return (codes[:, None] >> np.arange(bits)) & 1
-
-
 def _flip_counts(wrapper, reads):
     """(flipped, stored) bits per field over `reads` faulty reads of every stored parameter."""
     flipped, total = {}, {}
     for variable in wrapper.faulty_variables():
         word = wrapper.stored_word(variable)
-        clean = _bit_matrix(ops.convert_to_numpy(word.to_codes(variable.value)), word.bits)
+        clean = bit_matrix(ops.convert_to_numpy(word.to_codes(variable.value)), word.bits)
         for _ in range(reads):
             faulty = wrapper.read_stored(variable, variable.value)
-            diff = _bit_matrix(ops.convert_to_numpy(word.to_codes(faulty)), word.bits) ^ clean
+            diff = bit_matrix(ops.convert_to_numpy(word.to_codes(faulty)), word.bits) ^ clean
             for field, (low, high) in word.fields.items():
                 flipped[field] = flipped.get(field, 0) + int(diff[:, low:high].sum())
                 total[field] = total.get(field, 0) + diff[:, low:high].size
@@ -362,7 +351,7 @@ def test_float8_faults_act_on_the_e4m3fn_codes_keras_casts_the_kernel_to():
     codes = (reads["kernel"] / np.float32(scale)).astype(e4m3)
     np.testing.assert_array_equal(reads["kernel"], codes.astype(np.float32) * np.float32(scale))
     clean = np.clip(kernel / np.float32(scale), -448, 448).astype(e4m3)
-    flipped = int(_bit_matrix(codes.view(np.uint8) ^ clean.view(np.uint8), 8).sum())
+    flipped = int(bit_matrix(codes.view(np.uint8) ^ clean.view(np.uint8), 8).sum())
     low, high = stats.binom.interval(0.999, kernel.size * 8, 0.1)
     assert low <= flipped <= high, flipped
     # The layer's output is Keras' own float8 call on those values.
