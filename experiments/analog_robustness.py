@@ -16,13 +16,18 @@ PCM noise (the baseline that has the hardware knowledge). Protocol:
 
 Per device and optimizer the rules are ranked by their mean over seeds with a 95 % t-interval
 over seeds. Every trained model and every evaluation is cached under `--cache_dir`, so an
-interrupted run resumes where it stopped. Writes docs/results/analog_robustness.json and .png.
+interrupted run resumes where it stopped. The records (training seconds, evaluations) live in
+docs/results/analog_robustness_runs/ and are committed, so the hours of compute survive a change
+of machine; the model files beside them are not committed (pass another `--cache_dir` to run
+everything afresh). Writes docs/results/analog_robustness.json and .png, and reports the
+compute time of the whole experiment, summed over its records.
 
     python experiments/analog_robustness.py            # the protocol above (hours on 2 cores)
     python experiments/analog_robustness.py --quick    # smoke run on the bundled subset
 """
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -76,34 +81,56 @@ def optimizer(name, steps):
     return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps))
 
 
-def train(rule, value, opt, seed, data, epochs, path):
-    """Trains (or loads from `path`) one model; returns (model, training seconds)."""
-    if os.path.exists(path):
-        with open(path + ".json") as f:
-            seconds = json.load(f)["seconds"]
-        model = keras.saving.load_model(path)
-        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        return model, seconds
-    keras.utils.set_random_seed(seed)
-    inner = tl.models.float_cnn(name="cnn")
-    trainer = trainer_for(rule, value, inner, seed)
-    steps = max(1, epochs * int(data.cardinality()))
-    trainer.compile(optimizer(opt, steps), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    start = time.perf_counter()
-    trainer.fit(data, epochs=epochs, verbose=2)
-    seconds = time.perf_counter() - start
-    inner.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    inner.save(path)
-    write_json_atomic(path + ".json", {"seconds": seconds})
-    return inner, seconds
+def trained_model(rule, value, opt, seed, data, epochs, cache, tag):
+    """A function that returns the model of run `tag`, trained at its first call.
+
+    The model is saved to `cache/models/<tag>.keras` (not committed: megabytes per run) and its
+    training seconds to `cache/train/<tag>.json` (committed). A later call, or a later process
+    that finds the model file, loads it instead of training again; a run whose evaluations are
+    all cached never calls this function at all.
+    """
+    path = os.path.join(cache, "models", tag + ".keras")
+    record = os.path.join(cache, "train", tag + ".json")
+
+    def model():
+        if os.path.exists(path):
+            loaded = keras.saving.load_model(path)
+            loaded.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            return loaded
+        keras.utils.set_random_seed(seed)
+        inner = tl.models.float_cnn(name="cnn")
+        trainer = trainer_for(rule, value, inner, seed)
+        steps = max(1, epochs * int(data.cardinality()))
+        trainer.compile(
+            optimizer(opt, steps), "sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
+        start = time.perf_counter()
+        trainer.fit(data, epochs=epochs, verbose=2)
+        seconds = time.perf_counter() - start
+        inner.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        inner.save(path)
+        write_json_atomic(record, {"tag": tag, "epochs": epochs, "seconds": seconds})
+        return inner
+
+    return functools.cache(model), record
 
 
-def evaluate(model, data, device, times, draws, seed, path):
+def recorded_seconds(get_model, record):
+    """The training seconds of a run (training it first when no record of it exists)."""
+    if not os.path.exists(record):
+        get_model()
+    with open(record) as f:
+        return json.load(f)["seconds"]
+
+
+def evaluate(get_model, data, device, times, draws, seed, path):
     """`evaluate_under_noise` of one model on one device (cached at `path`), as a dict."""
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
+    model = get_model()
+    start = time.perf_counter()
     if device == "multiplicative":
         result = tl.evaluate_under_noise(
             model, data, [MULTIPLICATIVE_SIGMA], draws=draws, seed=seed, verbose=0
@@ -114,9 +141,21 @@ def evaluate(model, data, device, times, draws, seed, path):
         result = tl.evaluate_under_noise(
             model, data, draws=draws, seed=seed, verbose=0, device=dev, times=times
         )
-    summary = result.to_dict()
+    summary = dict(result.to_dict(), seconds=time.perf_counter() - start)
     write_json_atomic(path, summary)
     return summary
+
+
+def compute_seconds(cache):
+    """Training plus evaluation seconds of every run recorded in `cache`: the whole experiment's
+    compute time, also when it ran in several processes (each resuming from the records)."""
+    total = 0.0
+    for part in ("train", "validation", "test"):
+        folder = os.path.join(cache, part)
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            with open(os.path.join(folder, name)) as f:
+                total += json.load(f).get("seconds", 0.0)
+    return total
 
 
 def mean_accuracy(summary, time=None):
@@ -133,14 +172,13 @@ def select(args, data, cache):
         scores = {}
         for value in grid:
             tag = f"{rule}_{value}_sgd_{args.seed}"
-            model, _ = train(
-                rule, value, "sgd", args.seed, data["train"], args.epochs,
-                os.path.join(cache, "models", tag + ".keras"),
-            )  # fmt: skip
+            get_model, _ = trained_model(
+                rule, value, "sgd", args.seed, data["train"], args.epochs, cache, tag
+            )
             accs = []
             for device, t in SELECTION:
                 summary = evaluate(
-                    model, data["validation"], device, None if t is None else [t],
+                    get_model, data["validation"], device, None if t is None else [t],
                     args.selection_draws, args.seed,
                     os.path.join(cache, "validation", f"{tag}_{device}.json"),
                 )  # fmt: skip
@@ -173,7 +211,9 @@ def device_settings():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out_dir", default="docs/results")
-    parser.add_argument("--cache_dir", default="runs/analog_robustness")
+    # The per-run records (training seconds, every evaluation) are committed under
+    # docs/results/, so a run continues across machines; the model files beside them are not.
+    parser.add_argument("--cache_dir", default="docs/results/analog_robustness_runs")
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--train_split", default="train[:20000]")
     parser.add_argument("--validation_split", default="train[55000:]")
@@ -190,7 +230,8 @@ def main(argv=None):
         args.dataset, args.epochs, args.seeds = "fashion_mnist_subset", 1, "0,1"
         args.train_split, args.validation_split = "train[:512]", "train[-256:]"
         args.test_split, args.selection_draws, args.draws = "test[:256]", 2, 2
-        args.cache_dir = os.path.join(args.cache_dir, "quick")
+        if args.cache_dir == parser.get_default("cache_dir"):
+            args.cache_dir = os.path.join("runs", "analog_robustness_quick")
     start = time.perf_counter()
     data = {
         "train": tl.data.load(args.dataset, args.train_split, batch_size=128, seed=args.seed),
@@ -221,13 +262,12 @@ def main(argv=None):
             for seed in seeds:
                 tag = f"{rule}_{value}_{opt}_{seed}"
                 print(f"== {tag}", flush=True)
-                model, train_seconds[tag] = train(
-                    rule, value, opt, seed, data["train"], args.epochs,
-                    os.path.join(args.cache_dir, "models", tag + ".keras"),
-                )  # fmt: skip
+                get_model, record = trained_model(
+                    rule, value, opt, seed, data["train"], args.epochs, args.cache_dir, tag
+                )
                 for key, times in test_devices():
                     summary = evaluate(
-                        model, data["test"], key, times, args.draws, seed,
+                        get_model, data["test"], key, times, args.draws, seed,
                         os.path.join(args.cache_dir, "test", f"{tag}_{key}.json"),
                     )  # fmt: skip
                     for label, k, t in device_settings():
@@ -237,6 +277,7 @@ def main(argv=None):
                             )
                     per_seed.setdefault((opt, "clean", rule), [])
                 per_seed[(opt, "clean", rule)].append(summary["clean_accuracy"])
+                train_seconds[tag] = recorded_seconds(get_model, record)
     ranking = {}
     for opt in optimizers:
         ranking[opt] = {}
@@ -266,10 +307,15 @@ def main(argv=None):
         "train_seconds": train_seconds,
         "wall_seconds_this_run": wall,
         "wall_seconds_total_training": float(sum(train_seconds.values())),
+        "compute_seconds_whole_experiment": compute_seconds(args.cache_dir),
     }
     write_json_atomic(os.path.join(args.out_dir, name + ".json"), report)
     plot(ranking, os.path.join(args.out_dir, name + ".png"))
-    print(f"wall time: {wall:.0f} s", flush=True)
+    print(
+        f"wall time: {wall:.0f} s; compute of the whole experiment: "
+        f"{report['compute_seconds_whole_experiment']:.0f} s",
+        flush=True,
+    )
     return report
 
 
