@@ -10,7 +10,7 @@ from keras import ops
 
 from tf_lanmax.faults import gap_draws
 from tf_lanmax.faults.byte_draws import draw_error_bytes
-from tf_lanmax.faults.gap_draws import RATE_TIERS, draw_error_gaps
+from tf_lanmax.faults.gap_draws import MIN_GAP_BITS, RATE_TIERS, draw_error_gaps
 
 
 def _check_rates(errors, n, bits, rate):
@@ -27,10 +27,17 @@ def _check_rates(errors, n, bits, rate):
     return matrix
 
 
-# One rate per tier of the gap budget (1/512, 1/64, 1/32) and one above them (bytes).
+# Rates in the lowest, a middle and the top tier of the gap budget, one above them (bytes), and
+# 24-bit codes (a width that is not a power of two: code and bit by division).
 @pytest.mark.parametrize(
     "rate, bits, dtype",
-    [(1e-3, 32, "int32"), (1e-2, 8, "int8"), (0.025, 16, "int32"), (0.2, 8, "int8")],
+    [
+        (1e-3, 32, "int32"),
+        (1e-2, 8, "int8"),
+        (0.025, 16, "int32"),
+        (0.2, 8, "int8"),
+        (0.005, 24, "int32"),
+    ],
 )
 def test_every_bit_faults_at_the_rate_in_every_tier(rate, bits, dtype):
     n = max(20000, int(400 / rate))
@@ -83,10 +90,18 @@ def test_edge_rates_and_per_bit_rates():
     assert list(RATE_TIERS) == sorted(RATE_TIERS)
 
 
+def test_small_streams_take_the_byte_draw_and_large_ones_the_gaps():
+    small = MIN_GAP_BITS // 8 - 1  # one-byte codes, one code short of the threshold
+    for n, same in [(small, True), (small + 1, False)]:
+        gaps = ops.convert_to_numpy(draw_error_gaps((n,), 8, 0.01, seed=4, dtype="int8"))
+        bytes_ = ops.convert_to_numpy(draw_error_bytes((n,), 8, 0.01, seed=4, dtype="int8"))
+        assert np.array_equal(gaps, bytes_) == same, n
+
+
 def test_a_fresh_draw_per_call_from_a_generator():
     generator = keras.random.SeedGenerator(1)
-    first = ops.convert_to_numpy(draw_error_gaps((4000,), 8, 0.01, generator))
-    second = ops.convert_to_numpy(draw_error_gaps((4000,), 8, 0.01, generator))
+    first = ops.convert_to_numpy(draw_error_gaps((10000,), 8, 0.01, generator))
+    second = ops.convert_to_numpy(draw_error_gaps((10000,), 8, 0.01, generator))
     assert first.any() and not np.array_equal(first, second)
 
 

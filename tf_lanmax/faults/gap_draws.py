@@ -11,12 +11,11 @@ draw costs random numbers in proportion to the expected faults, ``p * bits * cou
 Shapes stay static (jit and XLA compile it): the stream is cut into chunks of at most 2**23
 bits, and each chunk draws a fixed budget of gaps, enough for the smallest of `RATE_TIERS` at
 or above p with a six-standard-deviation margin (`keras.ops.switch` picks the tier at run time,
-so a rate that LaNMax moves stays cheap). Above the largest tier, or with one rate per bit
-position, the draw is `draw_error_bytes`'. The rare chunk whose budget runs out before its end
-is completed exactly:
-after the budget's last fault the process starts afresh (the Bernoulli process is memoryless
-at each fault), so the bits after it are read from an independent `draw_error_bytes` draw,
-masked to those bits.
+so a rate that LaNMax moves stays cheap). Above the largest tier, with one rate per bit
+position, or for a stream of fewer than `MIN_GAP_BITS` bits, the draw is `draw_error_bytes`'.
+The rare chunk whose budget runs out before its end is completed exactly: after the budget's
+last fault the process starts afresh (the Bernoulli process is memoryless at each fault), so
+the bits after it are read from an independent `draw_error_bytes` draw, masked to those bits.
 
 U is ``(r + 0.5) / 2**31`` for a random integer r, so whether a gap is 0 (``U < p``) is
 resolved to 4.7e-10, as `draw_error_bytes` resolves each byte pattern. Partial sums of gaps
@@ -35,11 +34,16 @@ from keras import random as krandom
 from tf_lanmax._seeds import draw_seed, tail_seed
 from tf_lanmax.faults.byte_draws import check_byte_codes, draw_error_bytes
 
-#: The rates a gap budget is sized for, ascending; rates above the last draw one integer per
-#: byte (`draw_error_bytes`).
-RATE_TIERS = (1.0 / 512.0, 1.0 / 64.0, 1.0 / 32.0)
+#: The rates a gap budget is sized for, ascending, half an octave apart (a budget holds at most
+#: sqrt(2) times the expected faults, plus its margin); rates above the last draw one integer
+#: per byte (`draw_error_bytes`).
+RATE_TIERS = tuple(2.0 ** (-k / 2) for k in range(18, 9, -1))
 #: The most bits in one chunk of the stream: partial sums of its gaps stay exact in float32.
 _CHUNK_BITS = 2**23
+#: Streams of fewer bits draw one integer per byte: there the gap draw's fixed cost (its tier
+#: switch and completion check, about twice the byte draw's on TensorFlow's CPU) outweighs the
+#: bytes it saves (both measured equal near 2**15 to 2**17 bits, at p = 1e-2).
+MIN_GAP_BITS = 2**16
 _RANGE = 2**31 - 1
 
 
@@ -57,7 +61,8 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     The same distribution as `draw_error_bytes` (and `draw_error_bits`): bit k of a word faulty
     with probability ``rate`` (or ``rate[k]``), independently of every other bit. A scalar rate
     up to the largest of `RATE_TIERS` draws random numbers in proportion to the expected number
-    of faults; a larger rate, or one rate per bit position, draws as `draw_error_bytes`. For
+    of faults; a larger rate, one rate per bit position, or fewer than `MIN_GAP_BITS` stored
+    bits in all, draws as `draw_error_bytes`. For
     transient faults only: the faulty bits at two rates are not nested for one seed.
 
     Arguments, result and errors as `draw_error_bytes` (same signature): `shape` of the codes,
@@ -71,7 +76,7 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     """
     check_byte_codes(bits, dtype)
     rate = ops.cast(rate, "float32")
-    if len(rate.shape) > 0:
+    if len(rate.shape) > 0 or int(np.prod(shape, dtype=np.int64)) * bits < MIN_GAP_BITS:
         return draw_error_bytes(shape, bits, rate, seed, dtype)
     seed = draw_seed(seed)  # once: every branch reads the same resolved seed
     tier = ops.sum(ops.cast(rate > ops.convert_to_tensor(RATE_TIERS, "float32"), "int32"))
@@ -105,26 +110,32 @@ def _sparse(shape, bits, rate, seed, dtype, tier):
     r = krandom.randint((chunks, budget), 0, _RANGE, dtype="int32", seed=seed)
     u = (ops.cast(r, "float32") + 0.5) * (2.0**-31)
     # G = floor(log(1 - U) / log(1 - p)): +inf at p = 0 (no fault), cut at the chunk's end.
-    gaps = ops.minimum(ops.floor(ops.log1p(-u) / ops.log1p(-rate)), float(chunk_bits))
+    per_log = 1.0 / ops.log1p(-rate)  # one division per draw, not one per gap
+    gaps = ops.minimum(ops.floor(ops.log1p(-u) * per_log), float(chunk_bits))
     ends = ops.cumsum(gaps + 1.0, axis=1) - 1.0  # each fault's position in its chunk
     inside = ends < chunk_bits
-    position = ops.minimum(ends, float(chunk_bits))  # past the chunk: its end (dropped below)
-    code_in_chunk = ops.floor(position / bits)  # exact: positions are integers below 2**24
-    bit = ops.cast(position - code_in_chunk * bits, "int32")
-    code = ops.cast(code_in_chunk, "int32")  # the code index in int32: exact past 2**24 too
+    # Past the chunk: its end (dropped below). Integers below 2**24, exact in float32 and int32.
+    position = ops.cast(ops.minimum(ends, float(chunk_bits)), "int32")
+    if bits & (bits - 1) == 0:  # 8, 16, 32 bits: a shift and a mask
+        code = ops.right_shift(position, bits.bit_length() - 1)
+        bit = ops.bitwise_and(position, bits - 1)
+    else:
+        code = ops.floor_divide(position, bits)
+        bit = position - code * bits
     if chunks > 1:
         code = code + ops.arange(chunks, dtype="int32")[:, None] * chunk_codes
     if chunks * chunk_codes > count:  # the last chunk's padding codes
         inside = inside & (code < count)
-    code = ops.where(inside, code, count)  # segment `count`: dropped
     value = ops.left_shift(ops.ones_like(bit), bit)  # bit 31 wraps to -2**31, as stored
     if dtype == "int8":
-        value = ops.where(bit == 7, -128, value)  # the signed byte, bit 7 its sign
+        value = ops.cast(ops.where(bit == 7, -128, value), "int8")  # bit 7: the sign
+    # A fault past the end adds 0 to a code that exists (no dump segment to slice off).
+    value = ops.where(inside, value, ops.zeros_like(value))
     errors = ops.segment_sum(
         ops.reshape(value, (-1,)),
-        ops.reshape(code, (-1,)),
-        num_segments=count + 1,
-    )[:count]
+        ops.reshape(ops.minimum(code, count - 1), (-1,)),
+        num_segments=count,
+    )  # in the codes' dtype: a code's faulty bits are distinct powers of two, no overflow
     last = ends[:, -1]  # the budget's last fault; a chunk's end or beyond when it sufficed
     ran_out = ops.any(last < chunk_bits)
 
@@ -136,13 +147,14 @@ def _sparse(shape, bits, rate, seed, dtype, tier):
         errors = ops.cond(ran_out, completed, lambda: errors)
     elif concrete:
         errors = completed()
-    return ops.reshape(ops.cast(errors, dtype), shape)
+    return ops.reshape(errors, shape)
 
 
 def _complete(errors, last, shape, bits, rate, seed, chunk_codes, chunks, dtype):
     """`errors` with the bits after each chunk's `last` fault drawn afresh (`draw_error_bytes`
     from an independent seed), for chunks whose gap budget ended before the chunk did."""
     count = errors.shape[0]
+    errors = ops.cast(errors, "int32")
     fresh = ops.reshape(draw_error_bytes((count,), bits, rate, tail_seed(seed)), (-1,))
     fresh = ops.pad(fresh, [(0, chunks * chunk_codes - count)])
     fresh = ops.reshape(fresh, (chunks, chunk_codes))
@@ -155,5 +167,5 @@ def _complete(errors, last, shape, bits, rate, seed, chunk_codes, chunks, dtype)
     tail = ops.reshape(ops.bitwise_and(fresh, keep), (-1,))[:count]
     if dtype == "int8":  # back to the unsigned byte, combined, then the signed byte again
         combined = ops.bitwise_or(ops.bitwise_and(errors, 255), tail)
-        return ops.bitwise_xor(combined, 128) - 128
+        return ops.cast(ops.bitwise_xor(combined, 128) - 128, "int8")
     return ops.bitwise_or(errors, tail)
