@@ -79,13 +79,39 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     if len(rate.shape) > 0 or int(np.prod(shape, dtype=np.int64)) * bits < MIN_GAP_BITS:
         return draw_error_bytes(shape, bits, rate, seed, dtype)
     seed = draw_seed(seed)  # once: every branch reads the same resolved seed
+    count = int(np.prod(shape, dtype=np.int64))
+    chunk_codes = max(1, min(count, _CHUNK_BITS // bits))
+    chunks = -(-count // chunk_codes)
+    chunk_bits = chunk_codes * bits
     tier = ops.sum(ops.cast(rate > ops.convert_to_tensor(RATE_TIERS, "float32"), "int32"))
-    branches = [_sparse_branch(shape, bits, t, seed, dtype) for t in RATE_TIERS]
-    branches.append(lambda r: draw_error_bytes(shape, bits, r, seed, dtype))
+    branches = [
+        _sparse_branch(count, bits, chunk_codes, chunks, t, seed, dtype) for t in RATE_TIERS
+    ]
+    # Above the tiers, one draw per byte: every chunk complete (its "last fault" at its end).
+    branches.append(
+        lambda r: (
+            ops.reshape(draw_error_bytes((count,), bits, r, seed, dtype), (-1,)),
+            ops.full((chunks,), float(chunk_bits)),
+        )
+    )
     index = _concrete(tier)
     if index is not None:  # eager: run the one branch (JAX would compile them all per call)
-        return branches[index](rate)
-    return ops.switch(tier, branches, rate)
+        errors, last = branches[index](rate)
+    else:
+        errors, last = ops.switch(tier, branches, rate)
+    # One completion after the switch, not one per tier: a branch is only its draw, so the
+    # program that holds every tier stays small (TensorFlow steps over the untaken branches).
+    ran_out = ops.any(last < chunk_bits)
+
+    def completed():
+        return _complete(errors, last, bits, rate, seed, chunk_codes, chunks, dtype)
+
+    concrete = _concrete(ran_out)
+    if concrete is None:
+        errors = ops.cond(ran_out, completed, lambda: errors)
+    elif concrete:
+        errors = completed()
+    return ops.reshape(errors, shape)
 
 
 def _concrete(value):
@@ -97,14 +123,13 @@ def _concrete(value):
         return None
 
 
-def _sparse_branch(shape, bits, tier, seed, dtype):
-    return lambda rate: _sparse(shape, bits, rate, seed, dtype, tier)
+def _sparse_branch(count, bits, chunk_codes, chunks, tier, seed, dtype):
+    return lambda rate: _sparse(count, bits, chunk_codes, chunks, rate, seed, dtype, tier)
 
 
-def _sparse(shape, bits, rate, seed, dtype, tier):
-    count = int(np.prod(shape, dtype=np.int64))
-    chunk_codes = max(1, min(count, _CHUNK_BITS // bits))
-    chunks = -(-count // chunk_codes)
+def _sparse(count, bits, chunk_codes, chunks, rate, seed, dtype, tier):
+    """The faults of `count` codes from a budget of gaps sized for `tier`: the flat errors and
+    each chunk's last drawn fault (at or past the chunk's end when the budget sufficed)."""
     chunk_bits = chunk_codes * bits
     budget = gap_budget(chunk_bits, tier)
     r = krandom.randint((chunks, budget), 0, _RANGE, dtype="int32", seed=seed)
@@ -136,21 +161,10 @@ def _sparse(shape, bits, rate, seed, dtype, tier):
         ops.reshape(ops.minimum(code, count - 1), (-1,)),
         num_segments=count,
     )  # in the codes' dtype: a code's faulty bits are distinct powers of two, no overflow
-    last = ends[:, -1]  # the budget's last fault; a chunk's end or beyond when it sufficed
-    ran_out = ops.any(last < chunk_bits)
-
-    def completed():
-        return _complete(errors, last, shape, bits, rate, seed, chunk_codes, chunks, dtype)
-
-    concrete = _concrete(ran_out)
-    if concrete is None:
-        errors = ops.cond(ran_out, completed, lambda: errors)
-    elif concrete:
-        errors = completed()
-    return ops.reshape(errors, shape)
+    return errors, ends[:, -1]
 
 
-def _complete(errors, last, shape, bits, rate, seed, chunk_codes, chunks, dtype):
+def _complete(errors, last, bits, rate, seed, chunk_codes, chunks, dtype):
     """`errors` with the bits after each chunk's `last` fault drawn afresh (`draw_error_bytes`
     from an independent seed), for chunks whose gap budget ended before the chunk did."""
     count = errors.shape[0]
