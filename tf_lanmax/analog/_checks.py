@@ -1,10 +1,9 @@
 """Argument checks of the analog devices: times and normalised conductances."""
 
-import numbers
-
 import numpy as np
 from keras import ops
 
+from tf_lanmax._concrete import concrete_value
 from tf_lanmax._validation import check_positive
 
 
@@ -15,19 +14,12 @@ def check_time(t_inference):
 
 def _concrete_range(g):
     # (min, max) of a concrete input, or None for a symbolic tensor (traced in a compiled
-    # step), whose values are not known.
-    if isinstance(g, (numbers.Real, list, tuple, np.ndarray, np.generic)):
-        array = np.asarray(g, dtype=np.float64)
-        if array.size == 0:
-            return None
-        return float(np.min(array)), float(np.max(array))
-    try:
-        # `__float__` of a symbolic tensor raises; called as a method, TensorFlow's autograph
-        # leaves it alone (it would turn `float(x)` into a cast inside a tf.function).
-        low, high = ops.min(g).__float__(), ops.max(g).__float__()
-    except Exception:  # a symbolic tensor: no values to check
+    # step), whose values are not known, or an empty one.
+    array = concrete_value(g)
+    if array is None or array.size == 0:
         return None
-    return low, high
+    array = array.astype(np.float64)
+    return float(np.min(array)), float(np.max(array))
 
 
 def check_normalised(name, g):

@@ -31,6 +31,7 @@ import numpy as np
 from keras import ops
 from keras import random as krandom
 
+from tf_lanmax._concrete import concrete_value
 from tf_lanmax._seeds import draw_seed, tail_seed
 from tf_lanmax.faults.byte_draws import check_byte_codes, draw_error_bytes
 
@@ -94,9 +95,9 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
             ops.full((chunks,), float(chunk_bits)),
         )
     )
-    index = _concrete(tier)
+    index = concrete_value(tier)
     if index is not None:  # eager: run the one branch (JAX would compile them all per call)
-        errors, last = branches[index](rate)
+        errors, last = branches[int(index)](rate)
     else:
         errors, last = ops.switch(tier, branches, rate)
     # One completion after the switch, not one per tier: a branch is only its draw, so the
@@ -106,21 +107,12 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     def completed():
         return _complete(errors, last, bits, rate, seed, chunk_codes, chunks, dtype)
 
-    concrete = _concrete(ran_out)
+    concrete = concrete_value(ran_out)
     if concrete is None:
         errors = ops.cond(ran_out, completed, lambda: errors)
-    elif concrete:
+    elif bool(concrete):
         errors = completed()
     return ops.reshape(errors, shape)
-
-
-def _concrete(value):
-    """`value` as a Python number when it is concrete (eager), None when it is traced (jit,
-    XLA, `tf.function`, vmap), where the branch must be chosen inside the program."""
-    try:
-        return ops.convert_to_numpy(value).item()
-    except (TypeError, NotImplementedError):  # JAX tracers; symbolic TensorFlow tensors
-        return None
 
 
 def _sparse_branch(count, bits, chunk_codes, chunks, tier, seed, dtype):
