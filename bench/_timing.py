@@ -1,4 +1,5 @@
-"""Shared timing loop of the bench scripts: alternate the contenders, report medians."""
+"""Shared timing loop of the bench scripts: alternate the contenders, reduce each one's times
+(median, or min for a machine whose speed switches between levels)."""
 
 import time
 
@@ -33,9 +34,9 @@ def alternating_times(calls, rounds):
     return times
 
 
-def median_fit_times(runs, x, y, batch_size, rounds, statistic=np.median):
-    """Median (or `statistic`) wall time of one `fit` epoch per contender
-    (`alternating_times`).
+def epoch_times(runs, x, y, batch_size, rounds, statistic=np.median):
+    """Wall time of one `fit` epoch per contender (`alternating_times`), reduced over the
+    rounds by `statistic`.
 
     Args:
         runs: {name: (compiled model, list of callbacks)}.

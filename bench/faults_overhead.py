@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _timing import median_fit_times, random_images  # noqa: E402  (bench/ is on sys.path)
+from _timing import epoch_times, random_images  # noqa: E402  (bench/ is on sys.path)
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -84,7 +84,7 @@ def main():
     }
     runs = {name: (model, []) for name, model in models.items()}
     statistic = np.median if args.statistic == "median" else np.min
-    epoch = median_fit_times(runs, x, y, args.batch_size, args.rounds, statistic)
+    epoch = epoch_times(runs, x, y, args.batch_size, args.rounds, statistic)
     step = {name: t / args.steps for name, t in epoch.items()}
     faulty, clean = step["faults"], step["no_faults"]
     print(

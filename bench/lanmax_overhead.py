@@ -12,7 +12,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-from _timing import median_fit_times, random_images  # noqa: E402  (bench/ is on sys.path)
+from _timing import epoch_times, random_images  # noqa: E402  (bench/ is on sys.path)
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -37,7 +37,7 @@ def main():
         "lanmax": (with_lanmax, [lanmax]),
         "plain": (without, []),
     }
-    epoch = median_fit_times(runs, x, y, args.batch_size, args.rounds)
+    epoch = epoch_times(runs, x, y, args.batch_size, args.rounds)
     a, b = epoch["lanmax"], epoch["plain"]
     print(f"backend: {keras.backend.backend()}, {args.steps} steps of {args.batch_size}")
     print(f"epoch time with LaNMax: {a:.3f} s; without: {b:.3f} s")
