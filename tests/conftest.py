@@ -48,6 +48,7 @@ CORE_MODULES = (
     "test_sam_rules",
     "test_sam_torch",
     "test_seeds",
+    "test_stream_draws",
 )
 
 

@@ -144,13 +144,15 @@ def test_byte_draws_resolve_tiny_rates_and_refuse_partial_bytes():
 
 
 def _flip_counts(wrapper, reads):
-    """(flipped, stored) bits per field over `reads` faulty reads of every stored parameter."""
+    """(flipped, stored) bits per field over `reads` faulty reads of every stored parameter,
+    drawn as the call draws them (`read_parameters`: one draw for kernel and bias)."""
     flipped, total = {}, {}
+    draws = [wrapper.read_parameters() for _ in range(reads)]
     for variable in wrapper.faulty_variables():
         word = wrapper.stored_word(variable)
         clean = bit_matrix(ops.convert_to_numpy(word.to_codes(variable.value)), word.bits)
-        for _ in range(reads):
-            faulty = wrapper.read_stored(variable, variable.value)
+        for draw in draws:
+            faulty = draw[variable.path]
             diff = bit_matrix(ops.convert_to_numpy(word.to_codes(faulty)), word.bits) ^ clean
             for field, (low, high) in word.fields.items():
                 flipped[field] = flipped.get(field, 0) + int(diff[:, low:high].sum())
@@ -263,10 +265,10 @@ def test_faults_act_on_the_stored_codes_of_a_keras_quantized_model(mode):
     wrapper = faulty.get_layer("a")
     wrapper.fault_rate.assign(0.1)
     wrapper.reseed(5)
-    # The call reads the stored parameters in this order, each with its own draw.
+    # The stored parameters as the call reads them (one draw for kernel and bias).
     reads = {
-        v.path.split("/")[-1]: ops.convert_to_numpy(wrapper.read_stored(v, v.value))
-        for v in wrapper.faulty_variables()
+        path.split("/")[-1]: ops.convert_to_numpy(value)
+        for path, value in wrapper.read_parameters().items()
     }
     assert sorted(reads) == ["bias", "kernel"]  # the scale stays reliable by default
     wrapper.reseed(5)
@@ -341,8 +343,8 @@ def test_float8_faults_act_on_the_e4m3fn_codes_keras_casts_the_kernel_to():
     wrapper.fault_rate.assign(0.1)
     wrapper.reseed(5)
     reads = {
-        v.path.split("/")[-1]: ops.convert_to_numpy(wrapper.read_stored(v, v.value))
-        for v in wrapper.faulty_variables()
+        path.split("/")[-1]: ops.convert_to_numpy(value)
+        for path, value in wrapper.read_parameters().items()
     }
     assert sorted(reads) == ["bias", "kernel"]
     # The read kernel is exactly an e4m3fn code times the scale (numpy decode), and its codes

@@ -129,7 +129,7 @@ class FaultModel(ConfigValue):
         errors, polarity = draw_fault_pattern(codes.shape, bits, rate, seed, self.polarity_fraction)
         return self.apply_pattern(codes, errors, polarity, bits)
 
-    def fresh(self, codes, bits, rate, seed):
+    def fresh(self, codes, bits, rate, seed, errors=None):
         """As `__call__` for transient faults: the same distribution, drawn by the gaps between
         faulty bits (`draw_error_gaps`: random numbers per fault, not per bit; one integer per
         stored byte above its rate tiers or with per-bit rates). `int8` codes of
@@ -137,15 +137,30 @@ class FaultModel(ConfigValue):
         models, with no widening to `int32` and back. Models with a polarity plane, and codes
         of a width that is not whole bytes, draw as `__call__`.
 
+        `errors`: a pattern drawn already (`draw_errors_together`, one draw for all of a
+        layer's parameters), of the dtype `fresh_dtype` names; only where `draws_bytes`.
+
         Example:
         >>> codes, _ = BitFlip().fresh(keras.ops.convert_to_tensor([0, 3]), 8, 0.5, seed=0)
         """
-        if self.polarity_fraction is not None or bits % 8:
+        if not self.draws_bytes(bits):
             return self(codes, bits, rate, seed)
-        if bits == 8 and self.bitwise and standardize_dtype(codes.dtype) == "int8":
-            return self.apply(codes, draw_error_gaps(codes.shape, 8, rate, seed, "int8"), 8)
-        codes = ops.cast(codes, "int32")
-        return self.apply(codes, draw_error_gaps(codes.shape, bits, rate, seed), bits)
+        dtype = self.fresh_dtype(standardize_dtype(codes.dtype), bits)
+        if dtype == "int32":
+            codes = ops.cast(codes, "int32")
+        if errors is None:
+            errors = draw_error_gaps(codes.shape, bits, rate, seed, dtype)
+        return self.apply(codes, errors, bits)
+
+    def draws_bytes(self, bits):
+        """Whether `fresh` draws faults on codes of `bits` bits byte-wise (`draw_error_gaps`):
+        whole bytes, and no polarity plane."""
+        return self.polarity_fraction is None and bits % 8 == 0
+
+    def fresh_dtype(self, codes_dtype, bits):
+        """The dtype `fresh` draws and applies errors in, for codes of `codes_dtype`: "int8"
+        for 8-bit `int8` codes under a bit-wise model (the stored bytes), else "int32"."""
+        return "int8" if bits == 8 and self.bitwise and codes_dtype == "int8" else "int32"
 
     def corrupt(self, weight_format, weights, rate, seed):
         """Float weights -> the faulty stored weights read back (no gradient path)."""

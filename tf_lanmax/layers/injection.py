@@ -39,6 +39,7 @@ from keras.backend import standardize_dtype
 from tf_lanmax import faults, formats
 from tf_lanmax._validation import check_int, check_one_of, check_positive, check_probability
 from tf_lanmax.energy import DEFAULT_A
+from tf_lanmax.faults.stream_draws import draw_errors_together
 from tf_lanmax.formats.float8 import Float8Word
 from tf_lanmax.formats.stored import IEEE_LAYOUT, INTEGER_BITS, StoredWord
 from tf_lanmax.layers.chips import PERSISTENCE, ChipSeed, map_key
@@ -312,7 +313,7 @@ class FaultInjection(keras.layers.Wrapper):
         """`value` (the variable's current value) as read from the faulty memory."""
         return self._read(self.stored_word(variable), value)
 
-    def _read(self, word, value):
+    def _read(self, word, value, errors=None):
         if self.fault_model.name == "none":
             return value
         rate = self._bit_rates(word, ops.cast(self.fault_rate, "float32"))
@@ -321,31 +322,66 @@ class FaultInjection(keras.layers.Wrapper):
         else:
             # Stored int8 bytes go to the fault model as they are (`FaultModel.fresh`).
             codes = value if word.dtype == "int8" else word.to_codes(value)
-            codes, keep = self.fault_model.fresh(codes, word.bits, rate, self.seed_generator)
+            codes, keep = self.fault_model.fresh(
+                codes, word.bits, rate, self.seed_generator, errors
+            )
         values = codes if standardize_dtype(codes.dtype) == word.dtype else word.from_codes(codes)
         return values if keep is None else values * ops.cast(keep, values.dtype)
 
-    def call(self, *args, training=None, **kwargs):
+    def read_parameters(self, training=False):
+        """The stored parameters as one call reads them from the faulty memory: {variable path:
+        faulty value}, drawn as the call draws them (one draw for the parameters that share
+        it). After the same `reseed`, a call reads these values (trainable ones through the
+        straight-through form, whose forward value is the read; the CPU may flush a faulty
+        denormal to zero there).
+
+        Example:
+        >>> wrapper = tl.inject_faults(keras.Sequential([keras.Input((2,)),
+        ...     keras.layers.Dense(3)]), fault_rate=0.1, seed=0).layers[0]
+        >>> sorted(name.split("/")[-1] for name in wrapper.read_parameters())
+        ['bias', 'kernel']
+        """
+        reads, faulty, _ = self._reads(training)
+        return {v.path: reads[id(v)] for v in self.faulty_variables() if id(v) in faulty}
+
+    def _reads(self, training):
+        """({id(variable): its value read from the memory}, {ids of those read faulty},
+        [the variables read clean that the call may update]) for every variable of the
+        wrapped layer. The faulty reads are the stored values (before the straight-through
+        form the call gives trainable ones)."""
         layer = self.layer
         faulty = {id(v) for v in self.faulty_variables()}
         float8_scales = self._float8_scales()
+        read_faulty = {
+            id(v): v
+            for v in layer.weights
+            if id(v) in faulty and not (bool(training) and _short_name(v) in _MOVING)
+        }
+        shared = self._shared_errors(list(read_faulty.values()), float8_scales)
         reads, updatable = {}, []
         # A float8 kernel decodes with the scale the call reads: the scales are read first.
         for variable in [*float8_scales.values(), *layer.weights]:
             if id(variable) in reads:
                 continue
-            updated_in_call = bool(training) and _short_name(variable) in _MOVING
-            if id(variable) in faulty and not updated_in_call:
+            if id(variable) in read_faulty:
                 scale = float8_scales.get(id(variable))
                 word = self.stored_word(variable)
                 if scale is not None:
                     word = Float8Word(scale.value, reads[id(scale)], layer.compute_dtype)
-                reads[id(variable)] = self._faulty_value(variable, word)
+                reads[id(variable)] = self._read(word, variable.value, shared.get(id(variable)))
             else:
                 reads[id(variable)] = variable.value
                 if not variable.trainable:
                     updatable.append(variable)
-        mapping = [(variable, reads[id(variable)]) for variable in layer.weights]
+        return reads, set(read_faulty), updatable
+
+    def call(self, *args, training=None, **kwargs):
+        layer = self.layer
+        reads, faulty, updatable = self._reads(training)
+        mapping = [
+            (v, self._forward_value(v, reads[id(v)]) if id(v) in faulty else reads[id(v)])
+            for v in layer.weights
+        ]
         if self._takes_training:
             kwargs["training"] = training
         with keras.StatelessScope(state_mapping=mapping) as scope:
@@ -361,12 +397,42 @@ class FaultInjection(keras.layers.Wrapper):
                 variable.assign(new)
         return outputs
 
-    def _faulty_value(self, variable, word):
+    def _shared_errors(self, variables, float8_scales):
+        """{id(variable): its fault pattern} from one draw over the stored bytes of those of
+        `variables` that take transient byte-wise faults at the layer's one rate p
+        (`draw_errors_together`), or {} when fewer than two do: each draw has a fixed cost, and
+        one draw for a layer's kernel and bias pays it once. Float8 kernels (decoded with the
+        scale the call reads) and words with protected bits (a rate per bit) draw apart."""
+        if self.fault_model.name == "none" or self.fault_persistence == "persistent":
+            return {}
+        together = []
+        for variable in variables:
+            word = self.stored_word(variable)
+            if (
+                id(variable) in float8_scales
+                or self._robust_places(word)
+                or not self.fault_model.draws_bytes(word.bits)
+            ):
+                continue
+            codes_dtype = "int8" if word.dtype == "int8" else "int32"
+            dtype = self.fault_model.fresh_dtype(codes_dtype, word.bits)
+            together.append((variable, (tuple(variable.shape), word.bits, dtype)))
+        if len(together) < 2:
+            return {}
+        errors = draw_errors_together(
+            [spec for _, spec in together],
+            ops.cast(self.fault_rate, "float32"),
+            self.seed_generator,
+        )
+        return {id(v): e for (v, _), e in zip(together, errors, strict=True)}
+
+    def _forward_value(self, variable, read):
+        """The faulty `read` of `variable` as the forward pass uses it: with the
+        straight-through gradient to the variable when it is trainable."""
+        if not variable.trainable:
+            return read
         value = variable.value
-        read = self._read(word, value)
-        if variable.trainable:
-            read = formats.straight_through(value, ops.cast(read, value.dtype))
-        return read
+        return formats.straight_through(value, ops.cast(read, value.dtype))
 
     def compute_output_spec(self, *args, **kwargs):
         kwargs.pop("training", None)
