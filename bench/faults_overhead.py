@@ -7,7 +7,8 @@ memory model, all measured in one run on the same network and batches:
 - SECDED over 64-bit words / no ECC, both transient bit flips (target <= 1.30);
 - a Keras MLP quantized by Keras to int8, with `tl.inject_faults` bit flips at p = 1e-2 on
   its stored codes and biases / the same int8 model without faults (target <= 1.15). The
-  fault draws cost per expected fault and step (`tf_lanmax.faults.gap_draws`), the layers per
+  fault draws cost per expected fault and step (`tf_lanmax.faults.gap_draws`), plus a fixed
+  cost per draw, paid once per layer (`tf_lanmax.faults.stream_draws`); the layers cost per
   example: the ratio falls as the batch grows.
 
     python bench/faults_overhead.py [--batch_size 128] [--rounds 7] [--steps 40]
