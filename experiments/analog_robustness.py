@@ -82,7 +82,8 @@ def optimizer(name, steps):
 
 
 def trained_model(rule, value, opt, seed, data, epochs, cache, tag):
-    """A function that returns the model of run `tag`, trained at its first call.
+    """(a function that returns the model of run `tag`, trained at its first call; the path
+    of the run's training record).
 
     The model is saved to `cache/models/<tag>.keras` (not committed: megabytes per run) and its
     training seconds to `cache/train/<tag>.json` (committed). A later call, or a later process
