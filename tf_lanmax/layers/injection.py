@@ -357,7 +357,10 @@ class FaultInjection(keras.layers.Wrapper):
             for v in layer.weights
             if id(v) in faulty and not (bool(training) and _short_name(v) in _MOVING)
         }
-        shared = self._shared_errors(list(read_faulty.values()), float8_scales)
+        # Each faulty variable's word, once; a float8 kernel's is built below from the scale
+        # the call reads.
+        words = {i: self.stored_word(v) for i, v in read_faulty.items() if i not in float8_scales}
+        shared = self._shared_errors([(read_faulty[i], word) for i, word in words.items()])
         reads, updatable = {}, []
         # A float8 kernel decodes with the scale the call reads: the scales are read first.
         for variable in [*float8_scales.values(), *layer.weights]:
@@ -365,8 +368,9 @@ class FaultInjection(keras.layers.Wrapper):
                 continue
             if id(variable) in read_faulty:
                 scale = float8_scales.get(id(variable))
-                word = self.stored_word(variable)
-                if scale is not None:
+                if scale is None:
+                    word = words[id(variable)]
+                else:
                     word = Float8Word(scale.value, reads[id(scale)], layer.compute_dtype)
                 reads[id(variable)] = self._read(word, variable.value, shared.get(id(variable)))
             else:
@@ -397,22 +401,18 @@ class FaultInjection(keras.layers.Wrapper):
                 variable.assign(new)
         return outputs
 
-    def _shared_errors(self, variables, float8_scales):
+    def _shared_errors(self, variables):
         """{id(variable): its fault pattern} from one draw over the stored bytes of those of
-        `variables` that take transient byte-wise faults at the layer's one rate p
-        (`draw_errors_together`), or {} when fewer than two do: each draw has a fixed cost, and
-        one draw for a layer's kernel and bias pays it once. Float8 kernels (decoded with the
-        scale the call reads) and words with protected bits (a rate per bit) draw apart."""
+        `variables` (pairs of a variable and its stored word; float8 kernels, decoded with the
+        scale the call reads, are not among them) that take transient byte-wise faults at the
+        layer's one rate p (`draw_errors_together`), or {} when fewer than two do: each draw
+        has a fixed cost, and one draw for a layer's kernel and bias pays it once. Words with
+        protected bits (a rate per bit) draw apart."""
         if self.fault_model.name == "none" or self.fault_persistence == "persistent":
             return {}
         together = []
-        for variable in variables:
-            word = self.stored_word(variable)
-            if (
-                id(variable) in float8_scales
-                or self._robust_places(word)
-                or not self.fault_model.draws_bytes(word.bits)
-            ):
+        for variable, word in variables:
+            if self._robust_places(word) or not self.fault_model.draws_bytes(word.bits):
                 continue
             codes_dtype = "int8" if word.dtype == "int8" else "int32"
             dtype = self.fault_model.fresh_dtype(codes_dtype, word.bits)
