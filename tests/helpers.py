@@ -255,3 +255,16 @@ def binomial_interval_holds(k, n, p):
     """Whether a count `k` of `n` trials lies in the 99.9 % interval of Binomial(n, p)."""
     low, high = stats.binom.interval(0.999, n, p)
     return low <= k <= high
+
+
+def assert_bits_fault_at(errors, bits, rate):
+    """Each bit position of the error words `errors` faulty at `rate` (and not at twice it),
+    and all their bits together likewise; returns the `bit_matrix`."""
+    matrix = bit_matrix(errors, bits)
+    n = matrix.shape[0]
+    for k in range(bits):
+        count = int(matrix[:, k].sum())
+        assert binomial_interval_holds(count, n, rate), (bits, k, count, n * rate)
+        assert not binomial_interval_holds(count, n, 2 * rate), (bits, k, count)
+    assert binomial_interval_holds(int(matrix.sum()), n * bits, rate)
+    return matrix

@@ -5,26 +5,12 @@ chunk's gap budget runs out."""
 import keras
 import numpy as np
 import pytest
-from helpers import binomial_interval_holds, bit_matrix
+from helpers import assert_bits_fault_at, binomial_interval_holds, bit_matrix
 from keras import ops
 
 from tf_lanmax.faults import gap_draws
 from tf_lanmax.faults.byte_draws import draw_error_bytes
 from tf_lanmax.faults.gap_draws import MIN_GAP_BITS, RATE_TIERS, draw_error_gaps
-
-
-def _check_rates(errors, n, bits, rate):
-    """Each bit position faulty at `rate` (and not at twice it), the total likewise."""
-    matrix = bit_matrix(errors, bits)
-    for k in range(bits):
-        assert binomial_interval_holds(matrix[:, k].sum(), n, rate), (
-            k,
-            matrix[:, k].sum(),
-            n * rate,
-        )
-        assert not binomial_interval_holds(matrix[:, k].sum(), n, 2 * rate), k
-    assert binomial_interval_holds(matrix.sum(), n * bits, rate)
-    return matrix
 
 
 # Rates in the lowest, a middle and the top tier of the gap budget, one above them (bytes), and
@@ -43,7 +29,7 @@ def test_every_bit_faults_at_the_rate_in_every_tier(rate, bits, dtype):
     n = max(20000, int(400 / rate))
     errors = draw_error_gaps((n,), bits, rate, seed=11, dtype=dtype)
     assert tuple(errors.shape) == (n,) and str(ops.convert_to_numpy(errors).dtype) == dtype
-    _check_rates(errors, n, bits, rate)
+    assert_bits_fault_at(errors, bits, rate)
 
 
 def test_neighbouring_bits_fault_independently_within_and_across_codes():
@@ -65,7 +51,7 @@ def test_a_chunk_whose_budget_runs_out_is_completed_exactly(monkeypatch):
     n = 30001  # not a whole number of chunks
     for bits, dtype in [(8, "int8"), (32, "int32"), (16, "int32")]:
         errors = draw_error_gaps((n,), bits, 0.01, seed=5, dtype=dtype)
-        matrix = _check_rates(errors, n, bits, 0.01)
+        matrix = assert_bits_fault_at(errors, bits, 0.01)
         chunks = -(-n * bits // 800)
         assert matrix.sum() > 5 * chunks  # the completion contributed
 
@@ -74,7 +60,7 @@ def test_chunks_cover_the_stream_with_no_seam(monkeypatch):
     # Chunks of 96 bits (12 codes) and a last chunk of padding: every position at the rate.
     monkeypatch.setattr(gap_draws, "_CHUNK_BITS", 96)
     rate, n = 0.02, 60001
-    _check_rates(draw_error_gaps((n,), 8, rate, seed=9, dtype="int8"), n, 8, rate)
+    assert_bits_fault_at(draw_error_gaps((n,), 8, rate, seed=9, dtype="int8"), 8, rate)
 
 
 def test_edge_rates_and_per_bit_rates():

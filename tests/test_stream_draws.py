@@ -5,7 +5,7 @@ layer drawing its kernel and bias together."""
 import keras
 import numpy as np
 import pytest
-from helpers import binomial_interval_holds, bit_matrix
+from helpers import assert_bits_fault_at, binomial_interval_holds, bit_matrix
 
 import tf_lanmax as tl
 from tf_lanmax.faults import base, stream_draws
@@ -19,12 +19,7 @@ def test_every_bit_of_every_tensor_faults_at_the_rate(rate):
     errors = draw_errors_together(SPECS, rate, seed=3)
     for (shape, bits, dtype), error in zip(SPECS, errors, strict=True):
         assert tuple(error.shape) == shape and keras.backend.standardize_dtype(error.dtype) == dtype
-        matrix = bit_matrix(error, bits)
-        n = matrix.shape[0]
-        for k in range(bits):
-            count = int(matrix[:, k].sum())
-            assert binomial_interval_holds(count, n, rate), (bits, k, count, n * rate)
-            assert not binomial_interval_holds(count, n, 2 * rate), (bits, k, count)
+        assert_bits_fault_at(error, bits, rate)
 
 
 def test_the_tensors_fault_independently_of_one_another():
