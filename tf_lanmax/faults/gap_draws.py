@@ -77,10 +77,10 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     """
     check_byte_codes(bits, dtype)
     rate = ops.cast(rate, "float32")
-    if len(rate.shape) > 0 or int(np.prod(shape, dtype=np.int64)) * bits < MIN_GAP_BITS:
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(rate.shape) > 0 or count * bits < MIN_GAP_BITS:
         return draw_error_bytes(shape, bits, rate, seed, dtype)
     seed = draw_seed(seed)  # once: every branch reads the same resolved seed
-    count = int(np.prod(shape, dtype=np.int64))
     chunk_codes = max(1, min(count, _CHUNK_BITS // bits))
     chunks = -(-count // chunk_codes)
     chunk_bits = chunk_codes * bits
