@@ -131,29 +131,42 @@ def _sparse(count, bits, chunk_codes, chunks, rate, seed, dtype, tier):
     gaps = ops.minimum(ops.floor(ops.log1p(-u) * per_log), float(chunk_bits))
     ends = ops.cumsum(gaps + 1.0, axis=1) - 1.0  # each fault's position in its chunk
     inside = ends < chunk_bits
-    # Past the chunk: its end (dropped below). Integers below 2**24, exact in float32 and int32.
-    position = ops.cast(ops.minimum(ends, float(chunk_bits)), "int32")
-    if bits & (bits - 1) == 0:  # 8, 16, 32 bits: a shift and a mask
-        code = ops.right_shift(position, bits.bit_length() - 1)
-        bit = ops.bitwise_and(position, bits - 1)
-    else:
-        code = ops.floor_divide(position, bits)
-        bit = position - code * bits
-    if chunks > 1:
+    # The index arithmetic stays in float32, exact below 2**24: TensorFlow's CPU spreads its
+    # integer shifts and masks over threads, which costs more than they compute at this size
+    # and, while a layer's matrix product holds the threads, waits for them.
+    position = ops.minimum(ends, float(chunk_bits))  # past the chunk: its end (dropped below)
+    code = ops.floor(position / bits)  # exact: the quotient of integers below 2**24
+    value = _power_of_two(position - code * bits, bits)  # the faulty bit's value in its code
+    sign = 8 if dtype == "int8" else 32  # the stored sign bit reads as -2**(sign - 1)
+    if bits >= sign:
+        value = value - 2.0**sign * ops.cast(value == 2.0 ** (sign - 1), "float32")
+    value = ops.cast(ops.where(inside, value, 0.0), dtype)  # a fault past the end adds 0
+    # A fault past the chunk's end goes to its last code.
+    code = ops.cast(ops.minimum(code, chunk_codes - 1.0), "int32")
+    if chunks > 1:  # in int32: the stream's code indices may pass 2**24
         code = code + ops.arange(chunks, dtype="int32")[:, None] * chunk_codes
     if chunks * chunk_codes > count:  # the last chunk's padding codes
-        inside = inside & (code < count)
-    value = ops.left_shift(ops.ones_like(bit), bit)  # bit 31 wraps to -2**31, as stored
-    if dtype == "int8":
-        value = ops.cast(ops.where(bit == 7, -128, value), "int8")  # bit 7: the sign
-    # A fault past the end adds 0 to a code that exists (no dump segment to slice off).
-    value = ops.where(inside, value, ops.zeros_like(value))
+        value = ops.where(code < count, value, ops.zeros_like(value))
+        code = ops.minimum(code, count - 1)
     errors = ops.segment_sum(
         ops.reshape(value, (-1,)),
-        ops.reshape(ops.minimum(code, count - 1), (-1,)),
+        ops.reshape(code, (-1,)),
         num_segments=count,
     )  # in the codes' dtype: a code's faulty bits are distinct powers of two, no overflow
     return errors, ends[:, -1]
+
+
+def _power_of_two(bit, bits):
+    """``2**bit`` for whole floats `bit` in [0, bits), bits <= 32, by float products: exact
+    (powers of two) and elementwise, where an integer shift would spread over threads."""
+    value, k = None, (bits - 1).bit_length() - 1  # bit's highest binary digit: 2**k
+    while k >= 0:
+        digit = ops.floor(bit * 2.0**-k)  # 0 or 1: bit's digit of weight 2**k
+        bit = bit - digit * 2.0**k
+        factor = 1.0 + digit * (2.0 ** (2**k) - 1.0)  # 2**(2**k) where the digit is 1
+        value = factor if value is None else value * factor
+        k -= 1
+    return value
 
 
 def _complete(errors, last, bits, rate, seed, chunk_codes, chunks, dtype):
