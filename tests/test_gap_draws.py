@@ -144,3 +144,19 @@ def test_codes_beyond_two_to_the_24_are_placed_exactly():
     assert binomial_interval_holds(bits, 2**16 * 8, rate), bits
     odd = faulty % 2 == 1
     assert binomial_interval_holds(int(odd.sum()), len(faulty), 0.5), (odd.sum(), len(faulty))
+
+
+def test_the_largest_random_integer_gives_a_finite_gap(monkeypatch):
+    # Every r at its largest: U = 1 - 2**-24, each gap floor(log(2**-24) / log(1 - p)), so
+    # faults fall at a fixed spacing to the end of the stream (a U rounded to 1 would give an
+    # infinite gap and no fault at all).
+    rate, count = 0.01, 2**14
+    monkeypatch.setattr(
+        gap_draws.krandom,
+        "randint",
+        lambda shape, minval, maxval, **kwargs: keras.ops.full(shape, maxval - 1, "int32"),
+    )
+    errors = draw_error_gaps((count,), 8, rate, seed=0, dtype="int32")
+    gap = int(np.floor(np.float32(np.log(2.0**-24)) / np.float32(np.log1p(-rate))))
+    positions = np.flatnonzero(bit_matrix(errors, 8).reshape(-1))
+    np.testing.assert_array_equal(positions, np.arange(gap, count * 8, gap + 1))

@@ -18,8 +18,11 @@ last fault the process starts afresh (the Bernoulli process is memoryless at eac
 the bits after it are read from an independent `draw_error_bytes` draw, masked to those bits.
 
 U is ``(r + 0.5) / 2**31`` for a random integer r, so whether a gap is 0 (``U < p``) is
-resolved to 4.7e-10, as `draw_error_bytes` resolves each byte pattern. Partial sums of gaps
-below 2**24 are exact in float32, which is why chunks hold at most 2**23 bits.
+resolved to 4.7e-10, as `draw_error_bytes` resolves each byte pattern. r stays below
+``2**31 - 128``: a larger r rounds in float32 to 2**31, U to 1 and its gap to infinity (every
+later fault of its chunk lost); so U is at most ``1 - 2**-24``, the longest gap
+``16.6 / -log(1 - p)`` bits (longer ones have probability below 6e-8 together). Partial sums of
+gaps below 2**24 are exact in float32, which is why chunks hold at most 2**23 bits.
 
 Reference: L. Devroye, Non-Uniform Random Variate Generation, Springer 1986, ch. X.2
 (geometric variates by inversion) and ch. I.3 (gaps of a Bernoulli process).
@@ -45,7 +48,8 @@ _CHUNK_BITS = 2**23
 #: switch and completion check, about twice the byte draw's on TensorFlow's CPU) outweighs the
 #: bytes it saves (both measured equal near 2**15 to 2**17 bits, at p = 1e-2).
 MIN_GAP_BITS = 2**16
-_RANGE = 2**31 - 1
+#: r in [0, _RANGE): the largest, 2**31 - 129, reads as ``U = 1 - 2**-24`` in float32, not 1.
+_RANGE = 2**31 - 128
 
 
 def gap_budget(chunk_bits, tier):
