@@ -12,12 +12,15 @@ from tf_lanmax.faults import base, stream_draws
 from tf_lanmax.faults.stream_draws import draw_errors_together
 
 SPECS = [((20001,), 8, "int8"), ((7000, 2), 32, "int32"), ((9000,), 16, "int32")]
+#: All 32 bits wide: one stream of words.
+WORD_SPECS = [((20001,), 32, "int32"), ((7000, 2), 32, "int32")]
 
 
+@pytest.mark.parametrize("specs", [SPECS, WORD_SPECS], ids=["bytes", "words"])
 @pytest.mark.parametrize("rate", [0.01, 0.2])  # a gap tier, and above the tiers (bytes)
-def test_every_bit_of_every_tensor_faults_at_the_rate(rate):
-    errors = draw_errors_together(SPECS, rate, seed=3)
-    for (shape, bits, dtype), error in zip(SPECS, errors, strict=True):
+def test_every_bit_of_every_tensor_faults_at_the_rate(rate, specs):
+    errors = draw_errors_together(specs, rate, seed=3)
+    for (shape, bits, dtype), error in zip(specs, errors, strict=True):
         assert tuple(error.shape) == shape and keras.backend.standardize_dtype(error.dtype) == dtype
         assert_bits_fault_at(error, bits, rate)
 
@@ -63,7 +66,7 @@ def test_a_layer_draws_its_kernel_and_bias_in_one_draw(monkeypatch):
     together, apart = _counting(monkeypatch, stream_draws), _counting(monkeypatch, base)
     wrapper = _dense_wrapper()
     reads = wrapper.read_parameters()
-    assert together == [((30 * 20 + 20) * 4,)] and apart == []  # one stream of all the bytes
+    assert together == [(30 * 20 + 20,)] and apart == []  # one stream of all the 32-bit words
     # The call reads the same draw after the same reseed.
     wrapper.reseed(4)
     reads = {path.split("/")[-1]: v for path, v in wrapper.read_parameters().items()}
@@ -82,3 +85,18 @@ def test_protected_bits_draw_each_parameter_apart(monkeypatch):
     together, apart = _counting(monkeypatch, stream_draws), _counting(monkeypatch, base)
     _dense_wrapper(protected_msbs=2).read_parameters()
     assert together == [] and sorted(apart) == [(20,), (30, 20)]
+
+
+@pytest.mark.parametrize("count", [4000, 4001])  # whole 32-bit words of bytes, and not
+@pytest.mark.parametrize("model", ["bit_flip", "stuck_at_1"])
+def test_int8_codes_read_four_to_a_word_fault_bit_by_bit_at_the_rate(count, model):
+    fault_model, rate = tl.faults.get(model), 0.05
+    shape, bits, dtype = fault_model.fresh_errors((count,), "int8", 8)
+    assert (shape, bits, dtype) == (
+        ((count // 4,), 32, "int32") if count % 4 == 0 else ((count,), 8, "int8")
+    )
+    codes = keras.ops.convert_to_tensor(np.zeros((count,), "int8"))
+    faulty, keep = fault_model.fresh(codes, 8, rate, seed=5)
+    assert keep is None and keras.backend.standardize_dtype(faulty.dtype) == "int8"
+    assert tuple(faulty.shape) == (count,)
+    assert_bits_fault_at(faulty, 8, rate)  # from all-zero codes, each set bit is a fault

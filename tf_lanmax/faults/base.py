@@ -1,5 +1,6 @@
 """Base class of fault models: what an unreliable memory does to stored bits at rate p."""
 
+import numpy as np
 from keras import ops
 from keras.backend import standardize_dtype
 
@@ -132,35 +133,53 @@ class FaultModel(ConfigValue):
     def fresh(self, codes, bits, rate, seed, errors=None):
         """As `__call__` for transient faults: the same distribution, drawn by the gaps between
         faulty bits (`draw_error_gaps`: random numbers per fault, not per bit; one integer per
-        stored byte above its rate tiers or with per-bit rates). `int8` codes of
-        8 bits (a quantized layer's stored bytes as they are) stay `int8` for the bit-wise
-        models, with no widening to `int32` and back. Models with a polarity plane, and codes
-        of a width that is not whole bytes, draw as `__call__`.
+        stored byte above its rate tiers or with per-bit rates). `int8` codes of 8 bits (a
+        quantized layer's stored bytes as they are) stay `int8` for the bit-wise models, with
+        no widening to `int32` and back, and are read four to a 32-bit word where they fill
+        whole words (`fresh_errors`). Models with a polarity plane, and codes of a width that
+        is not whole bytes, draw as `__call__`.
 
         `errors`: a pattern drawn already (`draw_errors_together`, one draw for all of a
-        layer's parameters), of the dtype `fresh_dtype` names; only where `draws_bytes`.
+        layer's parameters), as `fresh_errors` describes it; only where `draws_bytes`.
 
         Example:
         >>> codes, _ = BitFlip().fresh(keras.ops.convert_to_tensor([0, 3]), 8, 0.5, seed=0)
         """
         if not self.draws_bytes(bits):
             return self(codes, bits, rate, seed)
-        dtype = self.fresh_dtype(standardize_dtype(codes.dtype), bits)
-        if dtype == "int32":
-            codes = ops.cast(codes, "int32")
+        codes_dtype = standardize_dtype(codes.dtype)
+        shape, error_bits, dtype = self.fresh_errors(tuple(codes.shape), codes_dtype, bits)
         if errors is None:
-            errors = draw_error_gaps(codes.shape, bits, rate, seed, dtype)
-        return self.apply(codes, errors, bits)
+            errors = draw_error_gaps(shape, error_bits, rate, seed, dtype)
+        if error_bits != bits:  # int8 codes, four to a word: a bit-wise model acts alike
+            words = ops.view(ops.reshape(codes, (-1,)), "int32")
+            faulty, _ = self.apply(words, errors, error_bits)
+            return ops.reshape(ops.view(faulty, "int8"), codes.shape), None
+        return self.apply(ops.cast(codes, dtype), errors, bits)
 
     def draws_bytes(self, bits):
         """Whether `fresh` draws faults on codes of `bits` bits byte-wise (`draw_error_gaps`):
         whole bytes, and no polarity plane."""
         return self.polarity_fraction is None and bits % 8 == 0
 
-    def fresh_dtype(self, codes_dtype, bits):
-        """The dtype `fresh` draws and applies errors in, for codes of `codes_dtype`: "int8"
-        for 8-bit `int8` codes under a bit-wise model (the stored bytes), else "int32"."""
-        return "int8" if bits == 8 and self.bitwise and codes_dtype == "int8" else "int32"
+    def fresh_errors(self, shape, codes_dtype, bits):
+        """The error pattern `fresh` draws and applies for codes of `shape`, `codes_dtype` and
+        `bits` bits, as `(shape, bits, dtype)` (a `draw_error_gaps` call or an entry of
+        `draw_errors_together`).
+
+        8-bit `int8` codes under a bit-wise model (a quantized layer's stored bytes) take
+        their faults as they are stored: as 32-bit `int32` words, four codes to a word, where
+        they fill whole words (a quarter of the elements to draw into and combine), else as
+        `int8` bytes. Other codes take `int32` patterns of their own shape and width.
+
+        Example:
+        >>> BitFlip().fresh_errors((4, 3), "int8", 8)
+        ((3,), 32, 'int32')
+        """
+        if bits == 8 and self.bitwise and codes_dtype == "int8":
+            count = int(np.prod(shape, dtype=np.int64))
+            return ((count // 4,), 32, "int32") if count % 4 == 0 else (shape, 8, "int8")
+        return shape, bits, "int32"
 
     def corrupt(self, weight_format, weights, rate, seed):
         """Float weights -> the faulty stored weights read back (no gradient path)."""

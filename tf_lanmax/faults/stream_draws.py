@@ -23,7 +23,8 @@ def draw_errors_together(codes, rate, seed):
     Args:
         codes: list of `(shape, bits, dtype)`, one per tensor of codes: `bits` a positive
             multiple of 8, `dtype` "int32", or "int8" for 8-bit codes XORed as the stored bytes
-            (as `draw_error_gaps`).
+            (as `draw_error_gaps`). When every entry is 32 bits wide the stream is drawn as
+            32-bit words (fewer elements than bytes), else as bytes.
         rate: the per-bit fault probability, a scalar (float or tensor).
         seed: a `keras.random.SeedGenerator` (a fresh draw per call) or an int.
 
@@ -53,11 +54,14 @@ def draw_errors_together(codes, rate, seed):
         except ValueError as error:
             raise ValueError(f"`codes[{i}]`: {error}") from None
         sizes.append(int(np.prod(shape, dtype=np.int64)) * (bits // 8))
+    if all(bits == 32 for _, bits, _ in codes):
+        # Whole 32-bit words (float32 codes, int8 codes four to a word): one stream of words,
+        # cut into the tensors as they are, with no bytes to reassemble.
+        words = draw_error_gaps((sum(sizes) // 4,), 32, rate, seed, dtype="int32")
+        return _cut(words, [size // 4 for size in sizes], [shape for shape, _, _ in codes])
     stream = draw_error_gaps((sum(sizes),), 8, rate, seed, dtype="int8")
-    errors, start = [], 0
-    for (shape, bits, dtype), size in zip(codes, sizes, strict=True):
-        piece = stream[start : start + size]
-        start += size
+    errors = []
+    for (shape, bits, dtype), piece in zip(codes, _cut(stream, sizes), strict=True):
         if dtype == "int8":
             errors.append(ops.reshape(piece, shape))
             continue
@@ -68,3 +72,13 @@ def draw_errors_together(codes, rate, seed):
             word = ops.bitwise_or(word, ops.left_shift(data[:, k], 8 * k))
         errors.append(ops.reshape(word, shape))
     return errors
+
+
+def _cut(stream, sizes, shapes=None):
+    """`stream` cut into consecutive pieces of `sizes` elements (reshaped to `shapes`)."""
+    pieces, start = [], 0
+    for i, size in enumerate(sizes):
+        piece = stream[start : start + size]
+        pieces.append(piece if shapes is None else ops.reshape(piece, shapes[i]))
+        start += size
+    return pieces

@@ -415,8 +415,8 @@ class FaultInjection(keras.layers.Wrapper):
             if self._robust_places(word) or not self.fault_model.draws_bytes(word.bits):
                 continue
             codes_dtype = "int8" if word.dtype == "int8" else "int32"
-            dtype = self.fault_model.fresh_dtype(codes_dtype, word.bits)
-            together.append((variable, (tuple(variable.shape), word.bits, dtype)))
+            spec = self.fault_model.fresh_errors(tuple(variable.shape), codes_dtype, word.bits)
+            together.append((variable, spec))
         if len(together) < 2:
             return {}
         errors = draw_errors_together(
