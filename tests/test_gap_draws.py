@@ -160,3 +160,9 @@ def test_the_largest_random_integer_gives_a_finite_gap(monkeypatch):
     gap = int(np.floor(np.float32(np.log(2.0**-24)) / np.float32(np.log1p(-rate))))
     positions = np.flatnonzero(bit_matrix(errors, 8).reshape(-1))
     np.testing.assert_array_equal(positions, np.arange(gap, count * 8, gap + 1))
+
+
+def test_the_value_of_every_bit_place_is_its_exact_power_of_two():
+    bits = np.arange(32, dtype="float32")
+    values = ops.convert_to_numpy(gap_draws._power_of_two(ops.convert_to_tensor(bits)))
+    np.testing.assert_array_equal(values, 2.0**bits)

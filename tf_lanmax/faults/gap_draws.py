@@ -140,10 +140,11 @@ def _sparse(count, bits, chunk_codes, chunks, rate, seed, dtype, tier):
     # and, while a layer's matrix product holds the threads, waits for them.
     position = ops.minimum(ends, float(chunk_bits))  # past the chunk: its end (dropped below)
     code = ops.floor(position / bits)  # exact: the quotient of integers below 2**24
-    value = _power_of_two(position - code * bits, bits)  # the faulty bit's value in its code
-    sign = 8 if dtype == "int8" else 32  # the stored sign bit reads as -2**(sign - 1)
-    if bits >= sign:
-        value = value - 2.0**sign * ops.cast(value == 2.0 ** (sign - 1), "float32")
+    bit = position - code * bits
+    value = _power_of_two(bit)  # the faulty bit's value in its code
+    sign = 7 if dtype == "int8" else 31  # the stored sign bit reads as -2**sign
+    if bits > sign:
+        value = ops.where(bit == sign, -value, value)
     value = ops.cast(ops.where(inside, value, 0.0), dtype)  # a fault past the end adds 0
     # A fault past the chunk's end goes to its last code.
     code = ops.cast(ops.minimum(code, chunk_codes - 1.0), "int32")
@@ -160,17 +161,11 @@ def _sparse(count, bits, chunk_codes, chunks, rate, seed, dtype, tier):
     return errors, ends[:, -1]
 
 
-def _power_of_two(bit, bits):
-    """``2**bit`` for whole floats `bit` in [0, bits), bits <= 32, by float products: exact
-    (powers of two) and elementwise, where an integer shift would spread over threads."""
-    value, k = None, (bits - 1).bit_length() - 1  # bit's highest binary digit: 2**k
-    while k >= 0:
-        digit = ops.floor(bit * 2.0**-k)  # 0 or 1: bit's digit of weight 2**k
-        bit = bit - digit * 2.0**k
-        factor = 1.0 + digit * (2.0 ** (2**k) - 1.0)  # 2**(2**k) where the digit is 1
-        value = factor if value is None else value * factor
-        k -= 1
-    return value
+def _power_of_two(bit):
+    """``2.0**bit`` for whole floats `bit` in [0, 32): the float32 whose exponent field is
+    ``bit + 127`` (and mantissa 0), built as that bit pattern, exact in a few elementwise ops
+    (an integer shift spreads over threads; a product of binary digits takes dozens of ops)."""
+    return ops.view(ops.cast((bit + 127.0) * 2.0**23, "int32"), "float32")
 
 
 def _complete(errors, last, bits, rate, seed, chunk_codes, chunks, dtype):
