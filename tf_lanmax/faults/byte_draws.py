@@ -101,11 +101,17 @@ def draw_error_bytes(shape, bits, rate, seed, dtype="int32"):
     count = int(np.prod(shape, dtype=np.int64))
     draws = krandom.randint((nbytes, count), 0, _RANGE, dtype="int32", seed=draw_seed(seed))
     per_bit = len(rate.shape) > 0
-    shared = None if per_bit else byte_pattern_thresholds(ops.full((8,), rate))
+    if not per_bit:  # one rate: every byte's pattern from one table, in one search
+        thresholds = byte_pattern_thresholds(ops.full((8,), rate))
+        positions = ops.searchsorted(thresholds, ops.reshape(draws, (-1,)), side="right")
+        positions = ops.reshape(positions, (nbytes, count))
     errors = None
     for k in range(nbytes):
-        thresholds = byte_pattern_thresholds(rate[8 * k : 8 * k + 8]) if per_bit else shared
-        position = ops.searchsorted(thresholds, draws[k], side="right")
+        if per_bit:
+            thresholds = byte_pattern_thresholds(rate[8 * k : 8 * k + 8])
+            position = ops.searchsorted(thresholds, draws[k], side="right")
+        else:
+            position = positions[k]
         if dtype == "int8":
             return ops.reshape(ops.cast(position - 128, "int8"), shape)
         pattern = ops.bitwise_xor(position, 128)
