@@ -1,13 +1,15 @@
-"""Fresh faults for several tensors of codes from one draw: all their bytes read as one stream.
+"""Fresh faults for several tensors of codes from one draw: all their bits read as one stream.
 
 A layer stores several parameters (an int8 kernel and a float32 bias, say). Drawing each one's
 faults apart pays each draw's fixed cost (its random-number op, rate-tier switch and completion
 check) once per tensor, and for a small bias that costs more than its bits. Bits faulty
 independently at one rate p, tensor by tensor, are the same thing as the bits of one stream
-holding every tensor's bytes faulty independently at p: one `draw_error_gaps` over the
-concatenated bytes, cut back into the tensors (byte k of a wider code is its bits 8k to
-8k + 7), gives each tensor exactly the distribution of a draw of its own, and the tensors stay
-independent of one another.
+holding every tensor's bits faulty independently at p: one `draw_error_gaps` over the
+concatenated codes, cut back into the tensors, gives each tensor exactly the distribution of a
+draw of its own, and the tensors stay independent of one another. The stream is one of 32-bit
+words when every tensor's codes are 32 bits wide (float32 parameters, and int8 codes four to a
+word: `FaultModel.fresh_errors`), else one of bytes (byte k of a wider code is its bits 8k to
+8k + 7).
 """
 
 import numpy as np

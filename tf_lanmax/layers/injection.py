@@ -402,7 +402,7 @@ class FaultInjection(keras.layers.Wrapper):
         return outputs
 
     def _shared_errors(self, variables):
-        """{id(variable): its fault pattern} from one draw over the stored bytes of those of
+        """{id(variable): its fault pattern} from one draw over the stored bits of those of
         `variables` (pairs of a variable and its stored word; float8 kernels, decoded with the
         scale the call reads, are not among them) that take transient byte-wise faults at the
         layer's one rate p (`draw_errors_together`), or {} when fewer than two do: each draw
