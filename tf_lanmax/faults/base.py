@@ -102,8 +102,9 @@ class FaultModel(ConfigValue):
     #: faulty cell reads (a polarity pattern drawn with the faults), else None.
     polarity_fraction = None
 
-    #: Whether the model acts bit by bit, so it can also act on ECC check bits (bit masking,
-    #: which reads the sign bit, cannot).
+    #: Whether the model acts bit by bit (its `apply` returns no `keep`), so it can also act on
+    #: ECC check bits and on int8 codes read four to a word (bit masking, which reads the sign
+    #: bit, cannot).
     bitwise = True
 
     def apply(self, codes, errors, bits):
@@ -153,7 +154,7 @@ class FaultModel(ConfigValue):
             errors = draw_error_gaps(shape, error_bits, rate, seed, dtype)
         if error_bits != bits:  # int8 codes, four to a word: a bit-wise model acts alike
             words = ops.view(ops.reshape(codes, (-1,)), "int32")
-            faulty, _ = self.apply(words, errors, error_bits)
+            faulty, _ = self.apply(words, errors, error_bits)  # bit by bit: no `keep`
             return ops.reshape(ops.view(faulty, "int8"), codes.shape), None
         return self.apply(ops.cast(codes, dtype), errors, bits)
 
