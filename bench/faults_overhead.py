@@ -45,10 +45,11 @@ def build(fault_model, **memory):
     return model
 
 
-def build_int8(faults):
+def build_int8(faults, fault_rate=1e-2, fault_model="bit_flip", layer=None):
     """An MLP in plain Keras Dense layers (Keras quantizes Dense, EinsumDense and Embedding),
-    quantized by Keras to int8, with `tl.inject_faults` bit flips on every stored parameter
-    (int8 kernels, float32 biases) or without."""
+    quantized by Keras to int8, with `tl.inject_faults` faults (`fault_model` at `fault_rate`)
+    on every stored parameter (int8 kernels, float32 biases), or on those of the Dense layer
+    number `layer` (0, 1 or 2) alone, or without faults."""
     keras.utils.set_random_seed(0)
     layers = keras.layers
     model = keras.Sequential(
@@ -62,7 +63,10 @@ def build_int8(faults):
     )
     model.quantize("int8")
     if faults:
-        model = tl.inject_faults(model, fault_rate=1e-2, seed=0)
+        include = None if layer is None else [model.layers[1 + layer].name]
+        model = tl.inject_faults(
+            model, fault_model=fault_model, fault_rate=fault_rate, seed=0, include=include
+        )
     model.compile("adam", "sparse_categorical_crossentropy", jit_compile=False)
     return model
 

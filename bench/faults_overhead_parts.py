@@ -27,8 +27,6 @@ import numpy as np  # noqa: E402
 from _timing import random_images  # noqa: E402  (bench/ is on sys.path)
 from faults_overhead import build_int8  # noqa: E402
 
-import tf_lanmax as tl  # noqa: E402
-
 
 class StepTimes(keras.callbacks.Callback):
     """Seconds from each train batch's begin to its end."""
@@ -44,17 +42,6 @@ class StepTimes(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def build(layer=None, fault_rate=1e-2, fault_model="bit_flip"):
-    """The int8 MLP with faults on its Dense layer number `layer` (0, 1 or 2; all if None)."""
-    model = build_int8(faults=False)
-    include = None if layer is None else [model.layers[1 + layer].name]
-    model = tl.inject_faults(
-        model, fault_model=fault_model, fault_rate=fault_rate, seed=0, include=include
-    )
-    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=False)
-    return model
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=20)
@@ -64,12 +51,12 @@ def main():
     x, y = random_images(128, args.steps)
     models = {
         "no faults": build_int8(faults=False),
-        "all layers, p=1e-2": build(),
-        "all layers, p=1e-9": build(fault_rate=1e-9),
-        "first Dense only (784x256), p=1e-2": build(0),
-        "second Dense only (256x256), p=1e-2": build(1),
-        "third Dense only (256x10), p=1e-2": build(2),
-        "fault model none": build(fault_model="none"),
+        "all layers, p=1e-2": build_int8(faults=True),
+        "all layers, p=1e-9": build_int8(faults=True, fault_rate=1e-9),
+        "first Dense only (784x256), p=1e-2": build_int8(faults=True, layer=0),
+        "second Dense only (256x256), p=1e-2": build_int8(faults=True, layer=1),
+        "third Dense only (256x10), p=1e-2": build_int8(faults=True, layer=2),
+        "fault model none": build_int8(faults=True, fault_model="none"),
     }
     callbacks = {name: StepTimes() for name in models}
     names = list(models)
