@@ -57,6 +57,12 @@ def _short_name(variable):
     return variable.path.split("/")[-1]
 
 
+def _codes_dtype(word):
+    """The dtype of the codes a fresh fault draw acts on for `word`: a quantized layer's int8
+    bytes as they are stored, every other word as its `int32` codes (`StoredWord.to_codes`)."""
+    return "int8" if word.dtype == "int8" else "int32"
+
+
 def parameter_kind(variable):
     """`"parameter"`, `"scale"` or `None` (not a stored parameter) for a layer variable."""
     name = _short_name(variable)
@@ -321,7 +327,7 @@ class FaultInjection(keras.layers.Wrapper):
             codes, keep = self.fault_model(word.to_codes(value), word.bits, rate, self.chip_seed)
         else:
             # Stored int8 bytes go to the fault model as they are (`FaultModel.fresh`).
-            codes = value if word.dtype == "int8" else word.to_codes(value)
+            codes = value if _codes_dtype(word) == "int8" else word.to_codes(value)
             codes, keep = self.fault_model.fresh(
                 codes, word.bits, rate, self.seed_generator, errors
             )
@@ -414,8 +420,9 @@ class FaultInjection(keras.layers.Wrapper):
         for variable, word in variables:
             if self._robust_places(word) or not self.fault_model.draws_bytes(word.bits):
                 continue
-            codes_dtype = "int8" if word.dtype == "int8" else "int32"
-            spec = self.fault_model.fresh_errors(tuple(variable.shape), codes_dtype, word.bits)
+            spec = self.fault_model.fresh_errors(
+                tuple(variable.shape), _codes_dtype(word), word.bits
+            )
             together.append((variable, spec))
         if len(together) < 2:
             return {}
