@@ -105,7 +105,7 @@ def draw_error_bytes(shape, bits, rate, seed, dtype="int32"):
         thresholds = byte_pattern_thresholds(ops.full((8,), rate))
         positions = ops.searchsorted(thresholds, ops.reshape(draws, (-1,)), side="right")
         positions = ops.reshape(positions, (nbytes, count))
-    errors = None
+    patterns = []
     for k in range(nbytes):
         if per_bit:
             thresholds = byte_pattern_thresholds(rate[8 * k : 8 * k + 8])
@@ -114,7 +114,20 @@ def draw_error_bytes(shape, bits, rate, seed, dtype="int32"):
             position = positions[k]
         if dtype == "int8":
             return ops.reshape(ops.cast(position - 128, "int8"), shape)
-        pattern = ops.bitwise_xor(position, 128)
-        pattern = ops.left_shift(pattern, 8 * k) if k else pattern
-        errors = pattern if errors is None else ops.bitwise_or(errors, pattern)
-    return ops.reshape(errors, shape)
+        patterns.append(ops.bitwise_xor(position, 128))
+    return ops.reshape(join_bytes(patterns), shape)
+
+
+def join_bytes(parts):
+    """One `int32` word per element from its unsigned bytes (`int32` tensors in [0, 256)),
+    lowest first: byte k holds bits 8k to 8k + 7.
+
+    Example:
+    >>> keras.ops.convert_to_numpy(join_bytes([keras.ops.convert_to_tensor([1]),
+    ...     keras.ops.convert_to_tensor([2])]))
+    array([513], dtype=int32)
+    """
+    word = parts[0]
+    for k, part in enumerate(parts[1:], 1):
+        word = ops.bitwise_or(word, ops.left_shift(part, 8 * k))
+    return word

@@ -15,7 +15,7 @@ word: `FaultModel.fresh_errors`), else one of bytes (byte k of a wider code is i
 import numpy as np
 from keras import ops
 
-from tf_lanmax.faults.byte_draws import check_byte_codes
+from tf_lanmax.faults.byte_draws import check_byte_codes, join_bytes
 from tf_lanmax.faults.gap_draws import draw_error_gaps
 
 
@@ -69,9 +69,7 @@ def draw_errors_together(codes, rate, seed):
             continue
         # The unsigned bytes of each code, lowest first, shifted into place and combined.
         data = ops.bitwise_and(ops.cast(ops.reshape(piece, (-1, bits // 8)), "int32"), 255)
-        word = data[:, 0]
-        for k in range(1, bits // 8):
-            word = ops.bitwise_or(word, ops.left_shift(data[:, k], 8 * k))
+        word = join_bytes([data[:, k] for k in range(bits // 8)])
         errors.append(ops.reshape(word, shape))
     return errors
 
