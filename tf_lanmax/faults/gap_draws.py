@@ -30,6 +30,7 @@ Reference: L. Devroye, Non-Uniform Random Variate Generation, Springer 1986, ch.
 
 import math
 
+import keras
 import numpy as np
 from keras import ops
 from keras import random as krandom
@@ -153,12 +154,19 @@ def _sparse(count, bits, chunk_codes, chunks, rate, seed, dtype, tier):
     if chunks * chunk_codes > count:  # the last chunk's padding codes
         value = ops.where(code < count, value, ops.zeros_like(value))
         code = ops.minimum(code, count - 1)
-    errors = ops.segment_sum(
-        ops.reshape(value, (-1,)),
-        ops.reshape(code, (-1,)),
-        num_segments=count,
-    )  # in the codes' dtype: a code's faulty bits are distinct powers of two, no overflow
-    return errors, ends[:, -1]
+    return _sum_into_codes(value, code, count, bits), ends[:, -1]
+
+
+def _sum_into_codes(value, code, count, bits):
+    """The sum of the `value`s (distinct powers of two within a code: no carry) that go to
+    each of `count` codes, in the values' dtype."""
+    value, code = ops.reshape(value, (-1,)), ops.reshape(code, (-1,))
+    if bits > 24 and keras.backend.backend() == "torch":
+        # Keras' torch segment sum adds in float32, exact only below 2**24; torch's indexed
+        # accumulation adds in the values' dtype.
+        zeros = ops.zeros((count,), value.dtype)
+        return ops.scatter_update(zeros, code[:, None], value, reduction="add")
+    return ops.segment_sum(value, code, num_segments=count)
 
 
 def _power_of_two(bit):
