@@ -13,8 +13,9 @@ from tf_lanmax.faults.byte_draws import draw_error_bytes
 from tf_lanmax.faults.gap_draws import MIN_GAP_BITS, RATE_TIERS, draw_error_gaps
 
 
-# Rates in the lowest, a middle and the top tier of the gap budget, one above them (bytes), and
-# 24-bit codes (a width that is not a power of two: code and bit by division).
+# Rates in the lowest, a middle and the top tier of the gap budget, one above them (the largest
+# budget runs out, the byte draw completes it), and 24-bit codes (a width that is not a power of
+# two: code and bit by division).
 @pytest.mark.parametrize(
     "rate, bits, dtype",
     [
@@ -22,6 +23,7 @@ from tf_lanmax.faults.gap_draws import MIN_GAP_BITS, RATE_TIERS, draw_error_gaps
         (1e-2, 8, "int8"),
         (0.025, 16, "int32"),
         (0.2, 8, "int8"),
+        (0.2, 32, "int32"),  # several faults in most codes, some 31 bits apart
         (0.005, 24, "int32"),
     ],
 )
@@ -124,7 +126,7 @@ def test_compiled_draws_pick_the_tier_at_run_time(monkeypatch, tiny_budget):
     n, bits = 20001, 8
     draws = _Draws(n, bits, "int8")
     model = keras.Sequential([keras.Input((1,)), draws])
-    for rate in (1e-3, 1e-2, 0.025, 0.2):  # one model, one program: every tier and the bytes
+    for rate in (1e-3, 1e-2, 0.025, 0.2):  # one program: every tier, and above them
         draws.rate.assign(rate)
         errors = model.predict_on_batch(np.zeros((1, 1), "float32"))[0]
         matrix = bit_matrix(errors, bits)

@@ -134,11 +134,11 @@ class FaultModel(ConfigValue):
     def fresh(self, codes, bits, rate, seed, errors=None):
         """As `__call__` for transient faults: the same distribution, drawn by the gaps between
         faulty bits (`draw_error_gaps`: random numbers per fault, not per bit; one integer per
-        stored byte above its rate tiers or with per-bit rates). `int8` codes of 8 bits (a
-        quantized layer's stored bytes as they are) stay `int8` for the bit-wise models, with
-        no widening to `int32` and back, and are read four to a 32-bit word where they fill
-        whole words (`fresh_errors`). Models with a polarity plane, and codes of a width that
-        is not whole bytes, draw as `__call__`.
+        stored byte with per-bit rates, and after the largest budget above its rate tiers).
+        `int8` codes of 8 bits (a quantized layer's stored bytes as they are) stay `int8` for
+        the bit-wise models, with no widening to `int32` and back, and are read four to a
+        32-bit word where they fill whole words (`fresh_errors`). Models with a polarity
+        plane, and codes of a width that is not whole bytes, draw as `__call__`.
 
         `errors`: a pattern drawn already (`draw_errors_together`, one draw for all of a
         layer's parameters), as `fresh_errors` describes it; only where `draws_bytes`.

@@ -11,11 +11,14 @@ draw costs random numbers in proportion to the expected faults, ``p * bits * cou
 Shapes stay static (jit and XLA compile it): the stream is cut into chunks of at most 2**23
 bits, and each chunk draws a fixed budget of gaps, enough for the smallest of `RATE_TIERS` at
 or above p with a six-standard-deviation margin (`keras.ops.switch` picks the tier at run time,
-so a rate that LaNMax moves stays cheap). Above the largest tier, with one rate per bit
-position, or for a stream of fewer than `MIN_GAP_BITS` bits, the draw is `draw_error_bytes`'.
-The rare chunk whose budget runs out before its end is completed exactly: after the budget's
-last fault the process starts afresh (the Bernoulli process is memoryless at each fault), so
-the bits after it are read from an independent `draw_error_bytes` draw, masked to those bits.
+so a rate that LaNMax moves stays cheap; on TensorFlow, whose switch may return different
+shapes, a branch is only the budget's random integers, as every op of an untaken branch costs
+its graph executor a visit). With one rate per bit position, or for a stream of fewer than
+`MIN_GAP_BITS` bits, the draw is `draw_error_bytes'`. The chunk whose budget runs out before
+its end (rarely; above the largest tier, whose budget such a rate draws, ever more often) is
+completed exactly: after the budget's last fault the process starts afresh (the Bernoulli
+process is memoryless at each fault), so the bits after it are read from an independent
+`draw_error_bytes` draw, masked to those bits.
 
 U is ``(r + 0.5) / 2**31`` for a random integer r, so whether a gap is 0 (``U < p``) is
 resolved to 4.7e-10, as `draw_error_bytes` resolves each byte pattern. r stays below
@@ -40,8 +43,8 @@ from tf_lanmax._seeds import draw_seed, tail_seed
 from tf_lanmax.faults.byte_draws import check_byte_codes, draw_error_bytes
 
 #: The rates a gap budget is sized for, ascending, half an octave apart (a budget holds at most
-#: sqrt(2) times the expected faults, plus its margin); rates above the last draw one integer
-#: per byte (`draw_error_bytes`).
+#: sqrt(2) times the expected faults, plus its margin); a rate above the last draws its budget,
+#: which runs out, and the completion draws the rest one integer per byte.
 RATE_TIERS = tuple(2.0 ** (-k / 2) for k in range(18, 9, -1))
 #: The most bits in one chunk of the stream: partial sums of its gaps stay exact in float32.
 _CHUNK_BITS = 2**23
@@ -67,9 +70,10 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     The same distribution as `draw_error_bytes` (and `draw_error_bits`): bit k of a word faulty
     with probability ``rate`` (or ``rate[k]``), independently of every other bit. A scalar rate
     up to the largest of `RATE_TIERS` draws random numbers in proportion to the expected number
-    of faults; a larger rate, one rate per bit position, or fewer than `MIN_GAP_BITS` stored
-    bits in all, draws as `draw_error_bytes`. For
-    transient faults only: the faulty bits at two rates are not nested for one seed.
+    of faults (a larger one also draws one integer per byte after the largest budget); one rate
+    per bit position, or fewer than `MIN_GAP_BITS` stored bits in all, draws as
+    `draw_error_bytes`. For transient faults only: the faulty bits at two rates are not nested
+    for one seed.
 
     Arguments, result and errors as `draw_error_bytes` (same signature): `shape` of the codes,
     `bits` per code (a multiple of 8), `rate` (scalar or one per bit position), `seed` (a
@@ -89,24 +93,29 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     chunk_codes = max(1, min(count, _CHUNK_BITS // bits))
     chunks = -(-count // chunk_codes)
     chunk_bits = chunk_codes * bits
-    tier = ops.sum(ops.cast(rate > ops.convert_to_tensor(RATE_TIERS, "float32"), "int32"))
-    branches = [
-        _sparse_branch(count, bits, chunk_codes, chunks, t, seed, dtype) for t in RATE_TIERS
-    ]
-    # Above the tiers, one draw per byte: every chunk complete (its "last fault" at its end).
-    branches.append(
-        lambda r: (
-            ops.reshape(draw_error_bytes((count,), bits, r, seed, dtype), (-1,)),
-            ops.full((chunks,), float(chunk_bits)),
-        )
-    )
+    # The smallest tier at or above p; above the largest, the largest: its budget runs out
+    # and the completion below draws the rest of each chunk.
+    tiers = ops.convert_to_tensor(RATE_TIERS[:-1], "float32")
+    tier = ops.sum(ops.cast(rate > tiers, "int32"))
+    budgets = [gap_budget(chunk_bits, t) for t in RATE_TIERS]
+
+    def uniforms(budget):
+        return lambda: krandom.randint((chunks, budget), 0, _RANGE, dtype="int32", seed=seed)
+
+    def sparse(r):
+        return _sparse(r, count, bits, chunk_codes, rate, dtype)
+
     index = concrete_value(tier)
     if index is not None:  # eager: run the one branch (JAX would compile them all per call)
-        errors, last = branches[int(index)](rate)
-    else:
-        errors, last = ops.switch(tier, branches, rate)
+        errors, last = sparse(uniforms(budgets[int(index)])())
+    elif keras.backend.backend() == "tensorflow":
+        # TensorFlow's switch returns branches of different shapes, and its graph executor
+        # visits every op of an untaken branch: a branch is only its random draw.
+        errors, last = sparse(ops.switch(tier, [uniforms(b) for b in budgets]))
+    else:  # a branch returns static shapes: the whole draw (JAX runs the taken one only)
+        errors, last = ops.switch(tier, [lambda b=b: sparse(uniforms(b)()) for b in budgets])
     # One completion after the switch, not one per tier: a branch is only its draw, so the
-    # program that holds every tier stays small (TensorFlow steps over the untaken branches).
+    # program that holds every tier stays small.
     ran_out = ops.any(last < chunk_bits)
 
     def completed():
@@ -120,20 +129,17 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     return ops.reshape(errors, shape)
 
 
-def _sparse_branch(count, bits, chunk_codes, chunks, tier, seed, dtype):
-    return lambda rate: _sparse(count, bits, chunk_codes, chunks, rate, seed, dtype, tier)
-
-
-def _sparse(count, bits, chunk_codes, chunks, rate, seed, dtype, tier):
-    """The faults of `count` codes from a budget of gaps sized for `tier`: the flat errors and
-    each chunk's last drawn fault (at or past the chunk's end when the budget sufficed)."""
+def _sparse(r, count, bits, chunk_codes, rate, dtype):
+    """The faults of `count` codes from `r`, random integers in [0, _RANGE), one row of gaps
+    per chunk of `chunk_codes` codes: the flat errors and each chunk's last drawn fault (at or
+    past the chunk's end when its row of gaps sufficed)."""
+    chunks = -(-count // chunk_codes)
     chunk_bits = chunk_codes * bits
-    budget = gap_budget(chunk_bits, tier)
-    r = krandom.randint((chunks, budget), 0, _RANGE, dtype="int32", seed=seed)
-    u = (ops.cast(r, "float32") + 0.5) * (2.0**-31)
+    # -U = -(r + 0.5) / 2**31 in one multiply-add (the same float32 as scaling r + 0.5).
+    minus_u = ops.cast(r, "float32") * -(2.0**-31) - 2.0**-32
     # G = floor(log(1 - U) / log(1 - p)): +inf at p = 0 (no fault), cut at the chunk's end.
     per_log = 1.0 / ops.log1p(-rate)  # one division per draw, not one per gap
-    gaps = ops.minimum(ops.floor(ops.log1p(-u) * per_log), float(chunk_bits))
+    gaps = ops.minimum(ops.floor(ops.log1p(minus_u) * per_log), float(chunk_bits))
     ends = ops.cumsum(gaps + 1.0, axis=1) - 1.0  # each fault's position in its chunk
     inside = ends < chunk_bits
     # The index arithmetic stays in float32, exact below 2**24: TensorFlow's CPU spreads its
@@ -173,7 +179,10 @@ def _power_of_two(bit):
     """``2.0**bit`` for whole floats `bit` in [0, 32): the float32 whose exponent field is
     ``bit + 127`` (and mantissa 0), built as that bit pattern, exact in a few elementwise ops
     (an integer shift spreads over threads; a product of binary digits takes dozens of ops)."""
-    return ops.view(ops.cast((bit + 127.0) * 2.0**23, "int32"), "float32")
+    pattern = ops.cast((bit + 127.0) * 2.0**23, "int32")
+    # Viewed as a column: `ops.view` reads the length of the last axis, unknown in a trace of
+    # TensorFlow's switch (whose branches draw budgets of different lengths).
+    return ops.reshape(ops.view(ops.reshape(pattern, (-1, 1)), "float32"), ops.shape(bit))
 
 
 def _complete(errors, last, bits, rate, seed, chunk_codes, chunks, dtype):
