@@ -3,6 +3,7 @@
 
 import time
 
+import keras
 import numpy as np
 
 
@@ -64,3 +65,11 @@ def random_images(batch_size, steps, seed=0, shape=(28, 28, 1)):
     rng = np.random.default_rng(seed)
     n = batch_size * steps
     return rng.random((n, *shape), dtype=np.float32), rng.integers(0, 10, n)
+
+
+def jit_compile(on_accelerator=False):
+    """The `jit_compile` a bench's models compile with: `False` for TensorFlow on a CPU (XLA
+    is slower there), else `"auto"` (JAX compiles its step; without it JAX runs op by op)."""
+    if keras.backend.backend() == "tensorflow" and not on_accelerator:
+        return False
+    return "auto"

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _timing import epoch_times, random_images  # noqa: E402  (bench/ is on sys.path)
+from _timing import epoch_times, jit_compile, random_images  # noqa: E402  (bench/ is on sys.path)
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -41,7 +41,7 @@ def build(fault_model, **memory):
                 layer["config"].update(memory)
         keras.utils.set_random_seed(0)
         model = keras.Sequential.from_config(config)
-    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=False)
+    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=jit_compile())
     return model
 
 
@@ -67,7 +67,7 @@ def build_int8(faults, fault_rate=1e-2, fault_model="bit_flip", layer=None):
         model = tl.inject_faults(
             model, fault_model=fault_model, fault_rate=fault_rate, seed=0, include=include
         )
-    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=False)
+    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=jit_compile())
     return model
 
 

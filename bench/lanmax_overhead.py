@@ -12,7 +12,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-from _timing import epoch_times, random_images  # noqa: E402  (bench/ is on sys.path)
+from _timing import epoch_times, jit_compile, random_images  # noqa: E402  (bench/ is on sys.path)
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -20,7 +20,7 @@ import tf_lanmax as tl  # noqa: E402
 def build():
     keras.utils.set_random_seed(0)
     model = tl.models.binary_cnn(fault_rate=1e-2, seed=0)
-    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=False)
+    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=jit_compile())
     return model
 
 

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _timing import alternating_times, random_images  # noqa: E402  (bench/ is on sys.path)
+from _timing import alternating_times, jit_compile, random_images  # noqa: E402
 
 import tf_lanmax as tl  # noqa: E402
 
@@ -118,9 +118,9 @@ def main():
         if getattr(args, name) is None:
             setattr(args, name, value)
     if args.jit_compile is None:
-        tf_cpu = keras.backend.backend() == "tensorflow" and device is None
-        args.jit_compile = "false" if tf_cpu else "auto"
-    args.jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+        args.jit_compile = jit_compile(on_accelerator=device is not None)
+    else:
+        args.jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     if device is None:
         device = f"cpu: {cpu_name()} ({os.cpu_count()} cores)"
 
