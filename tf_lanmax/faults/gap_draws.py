@@ -14,7 +14,7 @@ or above p with a six-standard-deviation margin (`keras.ops.switch` picks the ti
 so a rate that LaNMax moves stays cheap; on TensorFlow, whose switch may return different
 shapes, a branch is only the budget's random integers, as every op of an untaken branch costs
 its graph executor a visit). With one rate per bit position, or for a stream of fewer than
-`MIN_GAP_BITS` bits, the draw is `draw_error_bytes'`. The chunk whose budget runs out before
+`MIN_GAP_BITS` bits, the draw is `draw_error_bytes`'. The chunk whose budget runs out before
 its end (rarely; above the largest tier, whose budget such a rate draws, ever more often) is
 completed exactly: after the budget's last fault the process starts afresh (the Bernoulli
 process is memoryless at each fault), so the bits after it are read from an independent
