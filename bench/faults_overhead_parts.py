@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _timing import random_images  # noqa: E402  (bench/ is on sys.path)
+from _timing import alternating_times, random_images  # noqa: E402  (bench/ on sys.path)
 from faults_overhead import build_int8  # noqa: E402
 
 
@@ -59,13 +59,17 @@ def main():
         "fault model none": build_int8(faults=True, fault_model="none"),
     }
     callbacks = {name: StepTimes() for name in models}
-    names = list(models)
-    for model in models.values():  # tracing, warm-up: not timed
-        model.fit(x[:256], y[:256], batch_size=128, epochs=1, verbose=0)
-    for r in range(args.rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            models[name].fit(x, y, batch_size=128, epochs=1, verbose=0, callbacks=[callbacks[name]])
-    step = {name: np.percentile(c.times, args.percentile) for name, c in callbacks.items()}
+
+    def epoch(name):
+        return lambda: models[name].fit(
+            x, y, batch_size=128, epochs=1, verbose=0, callbacks=[callbacks[name]]
+        )
+
+    alternating_times({name: epoch(name) for name in models}, args.rounds)
+    # Each contender's first epoch traces and warms up: its steps are left out.
+    step = {
+        name: np.percentile(c.times[args.steps :], args.percentile) for name, c in callbacks.items()
+    }
     clean = step.pop("no faults")
     print(
         f"backend: {keras.backend.backend()}, batch 128, {args.rounds} rounds of {args.steps} "
