@@ -172,7 +172,7 @@ def test_the_value_of_every_bit_place_is_its_exact_power_of_two():
 
 def test_faulty_bits_far_apart_in_one_code_are_summed_exactly():
     # Bits 0, 30 and 31 of one 32-bit code: a sum in float32 would drop bit 0.
-    values = ops.convert_to_tensor([1, 2**30, -(2**31), 4], "int32")
+    values = ops.cast(ops.convert_to_tensor([1.0, 2.0**30, 2.0**31, 4.0]), "uint32")
     codes = ops.convert_to_tensor([0, 0, 0, 2], "int32")
-    summed = ops.convert_to_numpy(gap_draws._sum_into_codes(values, codes, 3, 32))
+    summed = ops.convert_to_numpy(gap_draws._sum_into_codes(values, codes, 3, 32, "int32"))
     np.testing.assert_array_equal(summed, np.array([1 + 2**30 - 2**31, 0, 4], "int32"))

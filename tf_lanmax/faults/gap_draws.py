@@ -20,12 +20,14 @@ completed exactly: after the budget's last fault the process starts afresh (the 
 process is memoryless at each fault), so the bits after it are read from an independent
 `draw_error_bytes` draw, masked to those bits.
 
-U is ``(r + 0.5) / 2**31`` for a random integer r, so whether a gap is 0 (``U < p``) is
-resolved to 4.7e-10, as `draw_error_bytes` resolves each byte pattern. r stays below
-``2**31 - 128``: a larger r rounds in float32 to 2**31, U to 1 and its gap to infinity (every
+U is ``r / 2**31`` for a random integer r from 1 (U is never 0), so whether a gap is 0
+(``U < p``) is resolved to 4.7e-10, as `draw_error_bytes` resolves each byte pattern. r stays
+below ``2**31 - 128``: a larger r rounds in float32 to 2**31, U to 1 and its gap to infinity (every
 later fault of its chunk lost); so U is at most ``1 - 2**-24``, the longest gap
 ``16.6 / -log(1 - p)`` bits (longer ones have probability below 6e-8 together). Partial sums of
-gaps below 2**24 are exact in float32, which is why chunks hold at most 2**23 bits.
+gaps below 2**24 are exact in float32, which is why chunks hold at most 2**23 bits. A fault's
+value in its code, ``2**k``, is summed as an unsigned integer (``2**31`` fits) and the sum read
+back as the signed code's bits, so the sign bit needs no case of its own.
 
 Reference: L. Devroye, Non-Uniform Random Variate Generation, Springer 1986, ch. X.2
 (geometric variates by inversion) and ch. I.3 (gaps of a Bernoulli process).
@@ -52,7 +54,7 @@ _CHUNK_BITS = 2**23
 #: switch, completion check and some 25 ops) outweighs the bytes it saves (on TensorFlow's
 #: CPU at p = 1e-2, both measured equal near 2**14.3 bits; gaps 1.3x faster at 2**16).
 MIN_GAP_BITS = 2**15
-#: r in [0, _RANGE): the largest, 2**31 - 129, reads as ``U = 1 - 2**-24`` in float32, not 1.
+#: r in [1, _RANGE): the largest, 2**31 - 129, reads as ``U = 1 - 2**-24`` in float32, not 1.
 _RANGE = 2**31 - 128
 
 
@@ -100,7 +102,7 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     budgets = [gap_budget(chunk_bits, t) for t in RATE_TIERS]
 
     def uniforms(budget):
-        return lambda: krandom.randint((chunks, budget), 0, _RANGE, dtype="int32", seed=seed)
+        return lambda: krandom.randint((chunks, budget), 1, _RANGE, dtype="int32", seed=seed)
 
     def sparse(r):
         return _sparse(r, count, bits, chunk_codes, rate, dtype)
@@ -130,49 +132,53 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
 
 
 def _sparse(r, count, bits, chunk_codes, rate, dtype):
-    """The faults of `count` codes from `r`, random integers in [0, _RANGE), one row of gaps
+    """The faults of `count` codes from `r`, random integers in [1, _RANGE), one row of gaps
     per chunk of `chunk_codes` codes: the flat errors and each chunk's last drawn fault (at or
     past the chunk's end when its row of gaps sufficed)."""
     chunks = -(-count // chunk_codes)
     chunk_bits = chunk_codes * bits
-    # -U = -(r + 0.5) / 2**31 in one multiply-add (the same float32 as scaling r + 0.5).
-    minus_u = ops.cast(r, "float32") * -(2.0**-31) - 2.0**-32
     # G = floor(log(1 - U) / log(1 - p)): +inf at p = 0 (no fault), cut at the chunk's end.
     per_log = 1.0 / ops.log1p(-rate)  # one division per draw, not one per gap
+    minus_u = ops.cast(r, "float32") * -(2.0**-31)
     gaps = ops.minimum(ops.floor(ops.log1p(minus_u) * per_log), float(chunk_bits))
     ends = ops.cumsum(gaps + 1.0, axis=1) - 1.0  # each fault's position in its chunk
-    inside = ends < chunk_bits
-    # The index arithmetic stays in float32, exact below 2**24: TensorFlow's CPU spreads its
-    # integer shifts and masks over threads, which costs more than they compute at this size
-    # and, while a layer's matrix product holds the threads, waits for them.
-    position = ops.minimum(ends, float(chunk_bits))  # past the chunk: its end (dropped below)
+    # A fault past the chunk's end reads as bit 0 of code `chunk_codes`: each chunk sums into
+    # `chunk_codes + 1` codes, and the spare one is dropped. The index arithmetic stays in
+    # float32, exact below 2**24: TensorFlow's CPU spreads its integer shifts and masks over
+    # threads, which costs more than they compute at this size and, while a layer's matrix
+    # product holds the threads, waits for them.
+    position = ops.minimum(ends, float(chunk_bits))
     code = ops.floor(position / bits)  # exact: the quotient of integers below 2**24
-    bit = position - code * bits
-    value = _power_of_two(bit)  # the faulty bit's value in its code
-    sign = 7 if dtype == "int8" else 31  # the stored sign bit reads as -2**sign
-    if bits > sign:
-        value = ops.where(bit == sign, -value, value)
-    value = ops.cast(ops.where(inside, value, 0.0), dtype)  # a fault past the end adds 0
-    # A fault past the chunk's end goes to its last code.
-    code = ops.cast(ops.minimum(code, chunk_codes - 1.0), "int32")
+    value = ops.cast(_power_of_two(position - code * bits), _UNSIGNED[dtype])
+    code = ops.cast(code, "int32")
+    spare = chunk_codes + 1
     if chunks > 1:  # in int32: the stream's code indices may pass 2**24
-        code = code + ops.arange(chunks, dtype="int32")[:, None] * chunk_codes
-    if chunks * chunk_codes > count:  # the last chunk's padding codes
-        value = ops.where(code < count, value, ops.zeros_like(value))
-        code = ops.minimum(code, count - 1)
-    return _sum_into_codes(value, code, count, bits), ends[:, -1]
+        code = code + ops.arange(chunks, dtype="int32")[:, None] * spare
+    errors = _sum_into_codes(value, code, chunks * spare, bits, dtype)
+    if chunks > 1:  # drop each chunk's spare code
+        errors = ops.reshape(ops.reshape(errors, (chunks, spare))[:, :chunk_codes], (-1,))
+    return errors[:count], ends[:, -1]  # the last chunk's padding codes dropped too
 
 
-def _sum_into_codes(value, code, count, bits):
-    """The sum of the `value`s (distinct powers of two within a code: no carry) that go to
-    each of `count` codes, in the values' dtype."""
+#: The unsigned integers the faulty bits' values are summed in, by the codes' dtype.
+_UNSIGNED = {"int32": "uint32", "int8": "uint8"}
+
+
+def _sum_into_codes(value, code, count, bits, dtype):
+    """The sum of the unsigned `value`s (distinct powers of two within a code: no carry) that
+    go to each of `count` codes, read as `dtype` codes of those bits."""
     value, code = ops.reshape(value, (-1,)), ops.reshape(code, (-1,))
-    if bits > 24 and keras.backend.backend() == "torch":
-        # Keras' torch segment sum adds in float32, exact only below 2**24; torch's indexed
-        # accumulation adds in the values' dtype.
-        zeros = ops.zeros((count,), value.dtype)
-        return ops.scatter_update(zeros, code[:, None], value, reduction="add")
-    return ops.segment_sum(value, code, num_segments=count)
+    if keras.backend.backend() == "torch":
+        # Keras' torch backend holds uint32 as int64; its segment sum adds in float32, exact
+        # only below 2**24, and torch's indexed accumulation adds in the values' dtype. The
+        # cast to `dtype` keeps the low bits.
+        if bits > 24:
+            zeros = ops.zeros((count,), value.dtype)
+            sums = ops.scatter_update(zeros, code[:, None], value, reduction="add")
+        else:
+            sums = ops.segment_sum(value, code, num_segments=count)
+        return ops.cast(sums, dtype)
+    return ops.view(ops.segment_sum(value, code, num_segments=count), dtype)
 
 
 def _power_of_two(bit):
