@@ -8,17 +8,18 @@ independent geometric variables, ``G = floor(log(1 - U) / log(1 - p))`` for U un
 draw costs random numbers in proportion to the expected faults, ``p * bits * count``, not to
 ``bits * count / 8``.
 
-Shapes stay static (jit and XLA compile it): the stream is cut into chunks of at most 2**23
-bits, and each chunk draws a fixed budget of gaps, enough for the smallest of `RATE_TIERS` at
-or above p with a six-standard-deviation margin (`keras.ops.switch` picks the tier at run time,
-so a rate that LaNMax moves stays cheap; on TensorFlow, whose switch may return different
-shapes, a branch is only the budget's random integers, as every op of an untaken branch costs
-its graph executor a visit). With one rate per bit position, or for a stream of fewer than
-`MIN_GAP_BITS` bits, the draw is `draw_error_bytes`'. The chunk whose budget runs out before
-its end (rarely; above the largest tier, whose budget such a rate draws, ever more often) is
-completed exactly: after the budget's last fault the process starts afresh (the Bernoulli
-process is memoryless at each fault), so the bits after it are read from an independent
-`draw_error_bytes` draw, masked to those bits.
+The stream is cut into chunks of at most 2**23 bits, and each chunk draws a budget of gaps:
+the expected faults plus a six-standard-deviation margin. Where shapes are static (JAX's jit
+and XLA) the budget is that of the smallest of `RATE_TIERS` at or above p (`keras.ops.switch`
+picks the tier at run time, so a rate that LaNMax moves stays cheap); TensorFlow's shapes may
+be tensors, so there the budget is that of p itself, with no switch (whose untaken branches
+its graph executor would visit) and no gaps drawn for the tier's higher rate. With one rate
+per bit position, or for a stream of fewer than `MIN_GAP_BITS` bits, the draw is
+`draw_error_bytes`'. The chunk whose budget runs out before its end (rarely; above the largest
+tier, whose budget such a rate draws, ever more often) is completed exactly: after the
+budget's last fault the process starts afresh (the Bernoulli process is memoryless at each
+fault), so the bits after it are read from an independent `draw_error_bytes` draw, masked to
+those bits.
 
 U is ``r / 2**31`` for a random integer r from 1 (U is never 0), so whether a gap is 0
 (``U < p``) is resolved to 4.7e-10, as `draw_error_bytes` resolves each byte pattern. r stays
@@ -58,11 +59,14 @@ MIN_GAP_BITS = 2**15
 _RANGE = 2**31 - 128
 
 
-def gap_budget(chunk_bits, tier):
-    """Gaps drawn per chunk of `chunk_bits` for rates up to `tier`: the expected faults at
-    `tier` plus six standard deviations (and 16)."""
-    mean = chunk_bits * tier
-    return int(math.ceil(mean + 6.0 * math.sqrt(mean * (1.0 - tier)) + 16))
+def gap_budget(chunk_bits, rate):
+    """Gaps drawn per chunk of `chunk_bits` for rates up to `rate`: the expected faults at
+    `rate` plus six standard deviations (and 16). An int for a float `rate` (a tier), an int32
+    scalar tensor for a tensor (TensorFlow's run-time budget)."""
+    xp = math if isinstance(rate, float) else ops
+    mean = chunk_bits * rate
+    budget = xp.ceil(mean + 6.0 * xp.sqrt(mean * (1.0 - rate)) + 16.0)
+    return int(budget) if xp is math else ops.cast(budget, "int32")
 
 
 def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
@@ -95,29 +99,29 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     chunk_codes = max(1, min(count, _CHUNK_BITS // bits))
     chunks = -(-count // chunk_codes)
     chunk_bits = chunk_codes * bits
-    # The smallest tier at or above p; above the largest, the largest: its budget runs out
-    # and the completion below draws the rest of each chunk.
-    tiers = ops.convert_to_tensor(RATE_TIERS[:-1], "float32")
-    tier = ops.sum(ops.cast(rate > tiers, "int32"))
-    budgets = [gap_budget(chunk_bits, t) for t in RATE_TIERS]
 
     def uniforms(budget):
-        return lambda: krandom.randint((chunks, budget), 1, _RANGE, dtype="int32", seed=seed)
+        return krandom.randint((chunks, budget), 1, _RANGE, dtype="int32", seed=seed)
 
     def sparse(r):
         return _sparse(r, count, bits, chunk_codes, rate, dtype)
 
-    index = concrete_value(tier)
-    if index is not None:  # eager: run the one branch (JAX would compile them all per call)
-        errors, last = sparse(uniforms(budgets[int(index)])())
-    elif keras.backend.backend() == "tensorflow":
-        # TensorFlow's switch returns branches of different shapes, and its graph executor
-        # visits every op of an untaken branch: a branch is only its random draw.
-        errors, last = sparse(ops.switch(tier, [uniforms(b) for b in budgets]))
-    else:  # a branch returns static shapes: the whole draw (JAX runs the taken one only)
-        errors, last = ops.switch(tier, [lambda b=b: sparse(uniforms(b)()) for b in budgets])
-    # One completion after the switch, not one per tier: a branch is only its draw, so the
-    # program that holds every tier stays small.
+    if keras.backend.backend() == "tensorflow":  # shapes may be tensors: the budget of p
+        # Above the largest tier, the largest tier's budget: it runs out, and the completion
+        # below draws the rest of each chunk.
+        errors, last = sparse(uniforms(gap_budget(chunk_bits, ops.minimum(rate, RATE_TIERS[-1]))))
+    else:
+        # The smallest tier at or above p; above the largest, the largest.
+        tiers = ops.convert_to_tensor(RATE_TIERS[:-1], "float32")
+        tier = ops.sum(ops.cast(rate > tiers, "int32"))
+        budgets = [gap_budget(chunk_bits, t) for t in RATE_TIERS]
+        index = concrete_value(tier)
+        if index is not None:  # eager: run the one branch (JAX would compile them all per call)
+            errors, last = sparse(uniforms(budgets[int(index)]))
+        else:  # a branch returns static shapes: the whole draw (JAX runs the taken one only)
+            errors, last = ops.switch(tier, [lambda b=b: sparse(uniforms(b)) for b in budgets])
+    # One completion after the draw, not one per tier: the program that holds every tier
+    # stays small.
     ran_out = ops.any(last < chunk_bits)
 
     def completed():
@@ -186,8 +190,8 @@ def _power_of_two(bit):
     ``bit + 127`` (and mantissa 0), built as that bit pattern, exact in a few elementwise ops
     (an integer shift spreads over threads; a product of binary digits takes dozens of ops)."""
     pattern = ops.cast((bit + 127.0) * 2.0**23, "int32")
-    # Viewed as a column: `ops.view` reads the length of the last axis, unknown in a trace of
-    # TensorFlow's switch (whose branches draw budgets of different lengths).
+    # Viewed as a column: `ops.view` reads the length of the last axis, unknown in a
+    # TensorFlow trace (whose budget is a run-time length).
     return ops.reshape(ops.view(ops.reshape(pattern, (-1, 1)), "float32"), ops.shape(bit))
 
 
