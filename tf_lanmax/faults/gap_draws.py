@@ -51,10 +51,11 @@ from tf_lanmax.faults.byte_draws import check_byte_codes, draw_error_bytes
 RATE_TIERS = tuple(2.0 ** (-k / 2) for k in range(18, 9, -1))
 #: The most bits in one chunk of the stream: partial sums of its gaps stay exact in float32.
 _CHUNK_BITS = 2**23
-#: Streams of fewer bits draw one integer per byte: there the gap draw's fixed cost (its tier
-#: switch, completion check and some 25 ops) outweighs the bytes it saves (on TensorFlow's
-#: CPU at p = 1e-2, both measured equal near 2**14.3 bits; gaps 1.3x faster at 2**16).
-MIN_GAP_BITS = 2**15
+#: Streams of fewer bits draw one integer per byte: there the gap draw's fixed cost (its
+#: budget, completion check and some 20 ops) outweighs the bytes it saves (on TensorFlow's CPU
+#: at p = 1e-2, both measured equal near 2**13.5 bits; gaps 1.4x faster at 2**15, 1.9x at
+#: 2**16).
+MIN_GAP_BITS = 2**14
 #: r in [1, _RANGE): the largest, 2**31 - 129, reads as ``U = 1 - 2**-24`` in float32, not 1.
 _RANGE = 2**31 - 128
 
