@@ -1,7 +1,7 @@
 """Fresh faults for several tensors of codes from one draw: all their bits read as one stream.
 
 A layer stores several parameters (an int8 kernel and a float32 bias, say). Drawing each one's
-faults apart pays each draw's fixed cost (its random-number op, rate-tier switch and completion
+faults apart pays each draw's fixed cost (its random-number op, its budget and completion
 check) once per tensor, and for a small bias that costs more than its bits. Bits faulty
 independently at one rate p, tensor by tensor, are the same thing as the bits of one stream
 holding every tensor's bits faulty independently at p: one `draw_error_gaps` over the
