@@ -46,10 +46,17 @@ def test_neighbouring_bits_fault_independently_within_and_across_codes():
         assert not binomial_interval_holds(both, len(a), 2 * rate * rate), both
 
 
+def _five_gaps_per_chunk_of_800_bits(monkeypatch):
+    # Blocks of five gaps for the prefix sums by matrix product, or the budget would be
+    # rounded up to a whole block of 128.
+    monkeypatch.setattr(gap_draws, "gap_budget", lambda chunk_bits, tier: 5)
+    monkeypatch.setattr(gap_draws, "_ROW", 5)
+    monkeypatch.setattr(gap_draws, "_CHUNK_BITS", 800)
+
+
 def test_a_chunk_whose_budget_runs_out_is_completed_exactly(monkeypatch):
     # Five gaps per chunk of 800 bits: every chunk runs out, the rest comes from the bytes.
-    monkeypatch.setattr(gap_draws, "gap_budget", lambda chunk_bits, tier: 5)
-    monkeypatch.setattr(gap_draws, "_CHUNK_BITS", 800)
+    _five_gaps_per_chunk_of_800_bits(monkeypatch)
     n = 30001  # not a whole number of chunks
     for bits, dtype in [(8, "int8"), (32, "int32"), (16, "int32")]:
         errors = draw_error_gaps((n,), bits, 0.01, seed=5, dtype=dtype)
@@ -121,8 +128,7 @@ class _Draws(keras.layers.Layer):
 @pytest.mark.parametrize("tiny_budget", [False, True])
 def test_compiled_draws_pick_the_tier_at_run_time(monkeypatch, tiny_budget):
     if tiny_budget:  # every chunk runs out: the completion inside the compiled program
-        monkeypatch.setattr(gap_draws, "gap_budget", lambda chunk_bits, tier: 5)
-        monkeypatch.setattr(gap_draws, "_CHUNK_BITS", 800)
+        _five_gaps_per_chunk_of_800_bits(monkeypatch)
     n, bits = 20001, 8
     draws = _Draws(n, bits, "int8")
     model = keras.Sequential([keras.Input((1,)), draws])
@@ -176,3 +182,29 @@ def test_faulty_bits_far_apart_in_one_code_are_summed_exactly():
     codes = ops.convert_to_tensor([0, 0, 0, 2], "int32")
     summed = ops.convert_to_numpy(gap_draws._sum_into_codes(values, codes, 3, 32, "int32"))
     np.testing.assert_array_equal(summed, np.array([1 + 2**30 - 2**31, 0, 4], "int32"))
+
+
+@pytest.mark.parametrize("by_matmul", [False, True])
+def test_prefix_sums_are_exact_below_two_to_the_24_and_stay_past_it(by_matmul):
+    # Gaps of every size up to a chunk's whole length + 1, in two chunks of 40 blocks: the
+    # running sums against numpy's in float64, exact while below 2**24 and past it after.
+    rng = np.random.default_rng(0)
+    steps = rng.integers(1, 300, (2, 40 * gap_draws._ROW)).astype("float32")
+    steps[0, 100:102] = gap_draws._CHUNK_BITS + 1  # a chunk's longest gap, twice: past 2**24
+    steps[1, -3:] = [2.0**22 - 1, 2.0**22 + 3, 2.0**23 + 1]
+    sums = ops.convert_to_numpy(gap_draws._prefix_sums(ops.convert_to_tensor(steps), by_matmul))
+    exact = np.cumsum(steps.astype("float64"), axis=1)
+    below = exact < 2**24
+    np.testing.assert_array_equal(sums[below], exact[below])
+    assert np.all(sums[~below] >= 2**23) and (~below).sum() > 1000
+
+
+@pytest.mark.tensorflow_only
+def test_the_gaps_are_summed_by_matrix_product_only_where_it_is_exact(monkeypatch):
+    from tf_lanmax.faults.matmul_tensorflow import float32_matmul_is_exact
+
+    assert float32_matmul_is_exact()  # this CPU, oneDNN's default math mode
+    monkeypatch.setenv("TF_SET_ONEDNN_FPMATH_MODE", "BF16")
+    assert not float32_matmul_is_exact()
+    # Drawn either way, the faults are at the rate (the running sums by `cumsum`).
+    assert_bits_fault_at(draw_error_gaps((20000,), 32, 0.01, seed=1), 32, 0.01)
