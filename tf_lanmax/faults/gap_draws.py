@@ -26,12 +26,12 @@ U is ``r / 2**31`` for a random integer r from 1 (U is never 0), so whether a ga
 below ``2**31 - 128``: a larger r rounds in float32 to 2**31, U to 1 and its gap to infinity (every
 later fault of its chunk lost); so U is at most ``1 - 2**-24``, the longest gap
 ``16.6 / -log(1 - p)`` bits (longer ones have probability below 6e-8 together). Partial sums of
-gaps below 2**24 are exact in float32, which is why chunks hold at most 2**23 bits; on
-TensorFlow, where its float32 matrix product is exact (no TensorFloat-32), they are a product
-of blocks of `_ROW` gaps with a triangle of ones (`_prefix_sums`), and the budget is a whole
-number of blocks. A fault's
-value in its code, ``2**k``, is summed as an unsigned integer (``2**31`` fits) and the sum read
-back as the signed code's bits, so the sign bit needs no case of its own.
+gaps below 2**24 are exact in float32, which is why chunks hold at most 2**23 bits. On
+TensorFlow, where its float32 matrix product is exact (no TensorFloat-32), the partial sums are
+a product of blocks of `_ROW` gaps with a triangle of ones (`_prefix_sums`), and the budget is
+a whole number of blocks. A fault's value in its code, ``2**k``, is summed as an unsigned
+integer (``2**31`` fits) and the sum read back as the signed code's bits, so the sign bit needs
+no case of its own.
 
 Reference: L. Devroye, Non-Uniform Random Variate Generation, Springer 1986, ch. X.2
 (geometric variates by inversion) and ch. I.3 (gaps of a Bernoulli process).
@@ -179,8 +179,8 @@ def _sparse(r, count, bits, chunk_codes, rate, dtype, by_matmul=False):
 
 
 def _prefix_sums(steps, by_matmul):
-    """The running sums along each row of `steps`, whole float32 numbers (exact while below
-    2**24; a sum past that stays past it).
+    """The running sums along each row of `steps`, whole float32 numbers: exact below 2**24;
+    a sum of 2**24 or more is rounded, but stays above 2**23, past every chunk's end.
 
     `by_matmul`: each row cut into blocks of `_ROW`, each block times an upper triangle of ones
     (its running sums, one matrix product) plus the totals of the blocks before it. On
