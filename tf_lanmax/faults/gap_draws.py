@@ -107,9 +107,9 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
     chunks = -(-count // chunk_codes)
     chunk_bits = chunk_codes * bits
 
-    def uniforms(budget, row=1):
-        # Whole rows of `row` gaps (for the prefix sums by matrix product): the budget rounded up.
-        budget = (budget + (row - 1)) // row * row
+    def uniforms(budget, by_matmul=False):
+        if by_matmul:  # whole blocks of `_ROW` gaps for `_prefix_sums`: the budget rounded up
+            budget = (budget + (_ROW - 1)) // _ROW * _ROW
         return krandom.randint((chunks, budget), 1, _RANGE, dtype="int32", seed=seed)
 
     def sparse(r, by_matmul=False):
@@ -122,7 +122,7 @@ def draw_error_gaps(shape, bits, rate, seed, dtype="int32"):
         # Above the largest tier, the largest tier's budget: it runs out, and the completion
         # below draws the rest of each chunk.
         budget = gap_budget(chunk_bits, ops.minimum(rate, RATE_TIERS[-1]))
-        errors, last = sparse(uniforms(budget, _ROW if by_matmul else 1), by_matmul)
+        errors, last = sparse(uniforms(budget, by_matmul), by_matmul)
     else:
         # The smallest tier at or above p; above the largest, the largest.
         tiers = ops.convert_to_tensor(RATE_TIERS[:-1], "float32")
